@@ -13,15 +13,24 @@ equal.  Names follow the JSON contract of ``symicl derive``:
 
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 
 __all__ = [
+    "natural_key",
     "context_length",
     "spectrum",
     "entry",
     "matrix",
     "vector",
 ]
+
+
+def natural_key(symbol: sp.Symbol) -> tuple:
+    """Sort key that orders ``s_2`` before ``s_10`` (digits compared as numbers)."""
+    parts = re.split(r"(\d+)", symbol.name)
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
 
 
 def context_length() -> sp.Symbol:

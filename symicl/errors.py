@@ -1,0 +1,21 @@
+"""The errors symicl raises on bad input: one class per kind of problem."""
+
+from __future__ import annotations
+
+__all__ = ["SymiclError", "ModelError", "DistributionError", "NotPolynomialError"]
+
+
+class SymiclError(ValueError):
+    """Base class of every error symicl raises for bad input."""
+
+
+class ModelError(SymiclError):
+    """A model definition does not fit together (shapes, names, parameters)."""
+
+
+class DistributionError(SymiclError):
+    """A data distribution is invalid (covariance, context length, variables)."""
+
+
+class NotPolynomialError(ModelError):
+    """An expression that must be polynomial is not; the message names the term."""

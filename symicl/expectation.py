@@ -1,0 +1,238 @@
+"""Exact expectations of polynomials over independent Gaussian groups.
+
+A :class:`Distribution` is a set of independent random groups: Gaussian
+vectors (queries, tasks, noise) and contexts of N iid samples (seen only
+through their empirical means).  For a polynomial
+
+    p = sum_r c_r(theta) m_r(xi)       (m_r monomials in the random symbols xi)
+
+the expectation is  E[p] = sum_r c_r(theta) E[m_r],  and E[m_r] factorises
+over the groups: a Gaussian moment (Wick) for each vector, and a sum over
+sample coincidences for each context (see :mod:`symicl.context`).  The
+result is a polynomial in the parameters, the covariance entries and 1/N.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Sequence
+
+import sympy as sp
+from sympy.polys.rings import PolyElement
+
+from .algebra import Ring, exact
+from .context import Context, coincidence_weight, set_partitions
+from .errors import DistributionError, NotPolynomialError
+from .gaussian import Gaussian, MomentTable
+
+__all__ = ["Distribution", "Expectation", "expectation"]
+
+
+class Distribution:
+    """Independent random groups: :class:`Gaussian` vectors and :class:`Context` s."""
+
+    def __init__(self, *groups: Gaussian | Context):
+        seen: dict[sp.Symbol, str] = {}
+        for g in groups:
+            if not isinstance(g, (Gaussian, Context)):
+                raise DistributionError(f"{g!r} is neither a Gaussian vector nor a Context")
+            variables = g.variables if isinstance(g, Gaussian) else g.sample.variables
+            for v in variables:
+                if v in seen:
+                    raise DistributionError(
+                        f"variable {v} belongs to two random groups ({seen[v]} and {g!r})")
+                seen[v] = repr(g)
+        self.groups = list(groups)
+
+    @property
+    def gaussians(self) -> list[Gaussian]:
+        return [g for g in self.groups if isinstance(g, Gaussian)]
+
+    @property
+    def contexts(self) -> list[Context]:
+        return [g for g in self.groups if isinstance(g, Context)]
+
+    def random_symbols(self) -> list[sp.Symbol]:
+        """Every random symbol: Gaussian variables, then context means made so far."""
+        out = [v for g in self.gaussians for v in g.variables]
+        for c in self.contexts:
+            out.extend(c.atoms)
+        return out
+
+    def sample_symbols(self) -> set[sp.Symbol]:
+        """Per-sample variables, which may appear only inside context means."""
+        return {v for c in self.contexts for v in c.sample.variables}
+
+    def constant_symbols(self) -> set[sp.Symbol]:
+        """Symbols the distribution itself depends on (covariances, N)."""
+        out: set[sp.Symbol] = set()
+        for g in self.gaussians:
+            out |= g.covariance.free_symbols
+        for c in self.contexts:
+            out |= c.sample.covariance.free_symbols | sp.sympify(c.N).free_symbols
+        return out
+
+
+class Expectation:
+    """E[.] over a distribution, computed in a sparse polynomial ring.
+
+    ``coefficient_symbols`` are the non-random symbols allowed in the
+    expressions (parameters, constants); the result is a polynomial in
+    them, in the covariance entries and in 1/N for each symbolic N.
+    """
+
+    def __init__(self, distribution: Distribution, coefficient_symbols: Sequence[sp.Symbol] = ()):
+        self.distribution = distribution
+        self._placeholders: dict[sp.Symbol, sp.Expr] = {}
+        self._inverse: dict[Context, object] = {}
+        randoms = distribution.random_symbols()
+        covariance_symbols = sorted(distribution.constant_symbols(), key=sp.default_sort_key)
+        coeff_syms = list(dict.fromkeys(list(coefficient_symbols) + covariance_symbols))
+        for s in coeff_syms:
+            if s in set(randoms) | distribution.sample_symbols():
+                raise DistributionError(f"symbol {s} is both random and a coefficient")
+        self._n_symbols = {c.N for c in distribution.contexts if not c.N.is_number}
+        coeff_syms = [s for s in coeff_syms if s not in self._n_symbols]
+        for n in sorted(self._n_symbols, key=sp.default_sort_key):
+            inv = sp.Dummy(f"inv_{n}")
+            self._placeholders[inv] = 1 / n
+        # Covariance entries that are not polynomials in their symbols get placeholders.
+        self._entry_symbol: dict[sp.Expr, sp.Expr] = {}
+        for g in self._all_gaussians():
+            for e in g.covariance:
+                if e.is_number or e in self._entry_symbol:
+                    continue
+                if e.is_polynomial(*e.free_symbols):
+                    self._entry_symbol[e] = e
+                else:
+                    ph = sp.Dummy("cov")
+                    self._placeholders[ph] = e
+                    self._entry_symbol[e] = ph
+        self.coefficients = Ring(coeff_syms + list(self._placeholders))
+        self._n_random = len(randoms)
+        self.full = Ring(randoms + self.coefficients.gens)
+        self._group_slices = self._slices()
+        self._tables = {id(g): self._moment_table(g) for g in self._all_gaussians()}
+        self._memo: dict[tuple, PolyElement] = {}
+
+    # -- set-up --------------------------------------------------------------
+    def _all_gaussians(self) -> list[Gaussian]:
+        return self.distribution.gaussians + [c.sample for c in self.distribution.contexts]
+
+    def _moment_table(self, g: Gaussian) -> MomentTable:
+        ring = self.coefficients
+        return MomentTable(g, lambda i, j: ring(self._entry_symbol.get(g.covariance[i, j],
+                                                                      g.covariance[i, j])),
+                           ring.one, ring.zero)
+
+    def _slices(self):
+        out, start = [], 0
+        for g in self.distribution.gaussians:
+            out.append((g, start, start + len(g.variables)))
+            start += len(g.variables)
+        for c in self.distribution.contexts:
+            atoms = list(c.atoms.values())
+            out.append((c, start, start + len(atoms), atoms))
+            start += len(atoms)
+        return out
+
+    def _inv_n(self, c: Context):
+        if c.N.is_number:
+            return sp.QQ(1, int(c.N))
+        inv = next(k for k, v in self._placeholders.items() if v == 1 / c.N)
+        return self.coefficients.ring(inv)
+
+    # -- conversion ------------------------------------------------------------
+    def polynomial(self, expr, what: str = "expression") -> PolyElement:
+        """``expr`` as an element of the full ring (randoms and coefficients)."""
+        expr = exact(expr)
+        leaked = expr.free_symbols & self.distribution.sample_symbols()
+        if leaked:
+            names = ", ".join(sorted(s.name for s in leaked))
+            raise DistributionError(
+                f"sample variables {names} appear outside a context mean in the {what}")
+        inv = {v: k for k, v in self._placeholders.items() if v in {1 / n for n in self._n_symbols}}
+        if self._n_symbols:
+            expr = expr.xreplace({n: 1 / inv[1 / n] for n in self._n_symbols})
+        return self.full(expr, what)
+
+    def to_expr(self, poly: PolyElement) -> sp.Expr:
+        """A coefficient-ring polynomial back as a SymPy expression."""
+        expr = self.coefficients.to_expr(poly)
+        return expr.xreplace(self._placeholders) if self._placeholders else expr
+
+    # -- expectation -------------------------------------------------------------
+    def moment(self, random_exps: tuple[int, ...]) -> PolyElement:
+        """E[prod xi^random_exps] as a coefficient-ring polynomial (memoised)."""
+        hit = self._memo.get(random_exps)
+        if hit is not None:
+            return hit
+        out = self.coefficients.one
+        for entry in self._group_slices:
+            group, lo, hi = entry[0], entry[1], entry[2]
+            sub = random_exps[lo:hi]
+            if not any(sub):
+                continue
+            if isinstance(group, Gaussian):
+                value = self._tables[id(group)].moment(sub)
+            else:
+                value = self._context_moment(group, sub, entry[3])
+            if not value:
+                out = self.coefficients.zero
+                break
+            out = out * value
+        self._memo[random_exps] = out
+        return out
+
+    def _context_moment(self, c: Context, exps: tuple[int, ...], monomials) -> PolyElement:
+        factors = [monomials[i] for i, e in enumerate(exps) for _ in range(e)]
+        k = len(factors)
+        table = self._tables[id(c.sample)]
+        inv = self._inv_n(c)
+        total = self.coefficients.zero
+        for partition in set_partitions(k):
+            value = coincidence_weight(len(partition), k, inv)
+            for block in partition:
+                alpha = tuple(sum(factors[i][v] for i in block) for v in range(len(c.sample)))
+                m = table.moment(alpha)
+                if not m:
+                    value = 0
+                    break
+                value = value * m
+            if value:
+                total = total + value
+        return total
+
+    def expect_polynomial(self, poly: PolyElement) -> PolyElement:
+        """E[poly] for a full-ring polynomial, as a coefficient-ring polynomial."""
+        r = self._n_random
+        groups: dict[tuple, dict] = defaultdict(dict)
+        for monom, coeff in poly.terms():
+            rest = monom[r:]
+            bucket = groups[monom[:r]]
+            bucket[rest] = bucket.get(rest, 0) + coeff
+        total = self.coefficients.zero
+        for random_exps, bucket in groups.items():
+            m = self.moment(random_exps)
+            if m:
+                total = total + m * self.coefficients.ring.from_dict(bucket)
+        return total
+
+    def __call__(self, expr) -> sp.Expr:
+        """E[expr] as a SymPy expression."""
+        return self.to_expr(self.expect_polynomial(self.polynomial(expr)))
+
+
+def expectation(expr, distribution: Distribution | Gaussian | Context) -> sp.Expr:
+    """Exact E[expr] for ``expr`` polynomial in the random symbols of ``distribution``.
+
+    Non-random symbols in ``expr`` are treated as constants.  ``distribution``
+    may be a single :class:`Gaussian` (Wick's theorem) or :class:`Context`.
+    """
+    if not isinstance(distribution, Distribution):
+        distribution = Distribution(distribution)
+    expr = exact(expr)
+    randoms = set(distribution.random_symbols()) | distribution.sample_symbols()
+    n_syms = {c.N for c in distribution.contexts}
+    others = sorted(expr.free_symbols - randoms - n_syms, key=sp.default_sort_key)
+    return Expectation(distribution, others)(expr)
