@@ -1,0 +1,150 @@
+"""The ``symicl`` command line.
+
+    symicl models                         list the built-in models and their options
+    symicl derive MODEL [options]         derive the exact expected loss and flow
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from typing import Sequence
+
+from . import __version__
+from .errors import SymiclError
+from .models import BUILTINS, build
+
+__all__ = ["main"]
+
+FORMATS = ("json", "latex", "md")
+
+
+def _spectrum(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"spectrum must be comma-separated numbers, got {text!r}") from None
+
+
+def _model_options(args: argparse.Namespace) -> dict:
+    if args.model == "linear-transformer":
+        opts = {"dim": args.dim, "reduction": args.reduction, "tasks": args.tasks}
+        if args.N is not None:
+            opts["N"] = args.N
+        if args.spectrum is not None:
+            opts["spectrum"] = args.spectrum
+        return opts
+    return {"n_in": args.n_in, "n_hidden": args.n_hidden, "n_out": args.n_out}
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` in one step (no half-written file on failure)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".symicl-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _render(model, fmt: str, standalone: bool) -> str:
+    from . import export
+
+    if fmt == "json":
+        return export.to_json(model)
+    if fmt == "latex":
+        return export.to_latex(model, standalone=standalone)
+    return export.to_markdown(model)
+
+
+def cmd_derive(args: argparse.Namespace) -> int:
+    model = build(args.model, **_model_options(args))
+    start = time.perf_counter()
+    print(f"symicl: deriving {model.name} {model.options} ...", file=sys.stderr, flush=True)
+    model.flow()
+    print(f"symicl: derived expected loss and flow of {len(model.parameters)} parameters "
+          f"in {time.perf_counter() - start:.2f} s", file=sys.stderr, flush=True)
+    text = _render(model, args.format, args.standalone)
+    if args.output:
+        write_atomic(args.output, text)
+        print(f"symicl: wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    import inspect
+
+    for name, factory in BUILTINS.items():
+        params = inspect.signature(factory).parameters.values()
+        opts = ", ".join(f"{p.name}={p.default!r}" for p in params)
+        doc = (factory.__doc__ or "").strip().splitlines()[0]
+        print(f"{name}\n    {doc}\n    options: {opts}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="symicl",
+        description="Derive the exact learning dynamics of small learning models "
+                    "(expected loss, expected-gradient flow) and export them.")
+    top.add_argument("--version", action="version", version=f"symicl {__version__}")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p_models = sub.add_parser("models", help="list the built-in models and their options",
+                              description="List the built-in models and their options.")
+    p_models.set_defaults(func=cmd_models)
+
+    p = sub.add_parser(
+        "derive", help="derive the exact expected loss and flow of a model",
+        description="Derive the exact expected loss L(theta) = E[loss] (Gaussian data, "
+                    "symbolic context length N and input spectrum) and the flow "
+                    "d theta/dt = -dL/dtheta of a built-in model, and print it as the "
+                    "JSON contract, LaTeX or Markdown.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("model", choices=sorted(BUILTINS), help="built-in model")
+    p.add_argument("--format", choices=FORMATS, default="json", help="output format")
+    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument("--standalone", action="store_true",
+                   help="with --format latex: a complete document for pdflatex")
+    t = p.add_argument_group("linear-transformer options")
+    t.add_argument("--dim", type=int, default=1, help="input dimension d")
+    t.add_argument("--reduction", choices=("none", "null-zero", "aligned"), default="none",
+                   help="none: all eight blocks; null-zero: P21 = Q21 = 0, inert blocks "
+                        "dropped; aligned: p2 = diag(p), q1 = diag(q)")
+    t.add_argument("--tasks", choices=("aligned", "isotropic"), default="aligned",
+                   help="aligned: y = diag(lambda) x, lambda ~ N(0, I); "
+                        "isotropic: y = w^T x, w ~ N(0, I)")
+    t.add_argument("--N", type=int, default=None, help="context length (default: symbolic N)")
+    t.add_argument("--spectrum", type=_spectrum, default=None, metavar="S1,S2,...",
+                   help="input eigenvalues (default: symbolic s_1..s_d)")
+    g = p.add_argument_group("deep-linear options")
+    g.add_argument("--in", dest="n_in", type=int, default=2, help="input size")
+    g.add_argument("--hidden", dest="n_hidden", type=int, default=2, help="hidden size")
+    g.add_argument("--out", dest="n_out", type=int, default=2, help="output size")
+    p.set_defaults(func=cmd_derive)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SymiclError as exc:
+        print(f"symicl: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""The machine contract of ``symicl derive --format json``.
+
+One JSON object with keys ``model``, ``options``, ``parameters`` (symbol
+names, in order), ``constants`` (symbol names), ``loss`` (an expression
+string that ``sympy.sympify`` parses with those names) and ``flow``
+(parameter name -> expression string of d theta / dt = -dL/dtheta).
+"""
+
+from __future__ import annotations
+
+import json
+
+from ..model import Model
+
+__all__ = ["derivation", "to_json"]
+
+
+def derivation(model: Model) -> dict:
+    """The derivation of ``model`` as a JSON-ready dictionary."""
+    return {
+        "model": model.name,
+        "options": model.options,
+        "parameters": [p.name for p in model.parameters],
+        "constants": [c.name for c in model.constants],
+        "loss": str(model.expected_loss()),
+        "flow": {p.name: str(e) for p, e in model.flow().items()},
+    }
+
+
+def to_json(model: Model) -> str:
+    """The JSON contract as text (two-space indent, trailing newline)."""
+    return json.dumps(derivation(model), indent=2) + "\n"

@@ -1,0 +1,55 @@
+import json
+import subprocess
+import sys
+
+import sympy as sp
+
+from symicl.cli import main
+
+
+def test_json_contract(capsys):
+    assert main(["derive", "linear-transformer", "--dim", "2", "--reduction", "aligned"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert list(data) == ["model", "options", "parameters", "constants", "loss", "flow"]
+    assert data["parameters"] == ["p_1", "p_2", "q_1", "q_2"]
+    assert data["constants"] == ["N", "s_1", "s_2"]
+    names = {n: sp.Symbol(n) for n in data["parameters"] + data["constants"]}
+    loss = sp.sympify(data["loss"], locals=names)
+    for p in data["parameters"]:
+        flow = sp.sympify(data["flow"][p], locals=names)
+        assert sp.expand(flow + sp.diff(loss, names[p])) == 0
+
+
+def test_full_model_names(capsys):
+    assert main(["derive", "linear-transformer", "--dim", "1"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["parameters"][:2] == ["WP_1_1", "WP_1_2"] and len(data["parameters"]) == 8
+
+
+def test_derivation_is_deterministic(tmp_path):
+    outs = []
+    for k in range(2):
+        path = tmp_path / f"d{k}.json"
+        subprocess.run([sys.executable, "-m", "symicl.cli", "derive", "linear-transformer",
+                        "--dim", "2", "--reduction", "null-zero", "-o", str(path)], check=True)
+        outs.append(path.read_bytes())
+    assert outs[0] == outs[1]
+
+
+def test_latex_and_markdown(capsys):
+    assert main(["derive", "deep-linear", "--in", "2", "--hidden", "1", "--out", "1",
+                 "--format", "latex", "--standalone"]) == 0
+    tex = capsys.readouterr().out
+    assert tex.startswith("\\documentclass") and tex.count("\\begin{align}") == 2
+    assert "\\end{document}" in tex
+    assert main(["derive", "linear-transformer", "--reduction", "aligned", "--format", "md"]) == 0
+    md = capsys.readouterr().out
+    assert "## Expected loss" in md and "\\dot{p_{1}}" in md
+
+
+def test_bad_input_gives_one_clear_error(capsys, tmp_path):
+    out = tmp_path / "never.json"
+    assert main(["derive", "linear-transformer", "--N", "0", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "context length N must be at least 1" in err
+    assert not out.exists()
