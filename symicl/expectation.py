@@ -81,7 +81,8 @@ class Expectation:
     them, in the covariance entries and in 1/N for each symbolic N.
     """
 
-    def __init__(self, distribution: Distribution, coefficient_symbols: Sequence[sp.Symbol] = ()):
+    def __init__(self, distribution: Distribution, coefficient_symbols: Sequence[sp.Symbol] = (),
+                 inverted: Sequence[sp.Symbol] = ()):
         self.distribution = distribution
         self._placeholders: dict[sp.Symbol, sp.Expr] = {}
         self._inverse: dict[Context, object] = {}
@@ -91,11 +92,16 @@ class Expectation:
         for s in coeff_syms:
             if s in set(randoms) | distribution.sample_symbols():
                 raise DistributionError(f"symbol {s} is both random and a coefficient")
-        self._n_symbols = {c.N for c in distribution.contexts if not c.N.is_number}
+        # Symbols that appear in denominators (each context's N, and any the
+        # caller names) enter the ring through their inverse 1/c.
+        self._user_inverted = set(inverted)
+        self._n_symbols = {c.N for c in distribution.contexts if not c.N.is_number} | set(inverted)
         coeff_syms = [s for s in coeff_syms if s not in self._n_symbols]
+        self._inverse_of: dict[sp.Symbol, sp.Dummy] = {}
         for n in sorted(self._n_symbols, key=sp.default_sort_key):
             inv = sp.Dummy(f"inv_{n}")
             self._placeholders[inv] = 1 / n
+            self._inverse_of[n] = inv
         # Covariance entries that are not polynomials in their symbols get placeholders.
         self._entry_symbol: dict[sp.Expr, sp.Expr] = {}
         for g in self._all_gaussians():
@@ -139,8 +145,7 @@ class Expectation:
     def _inv_n(self, c: Context):
         if c.N.is_number:
             return sp.QQ(1, int(c.N))
-        inv = next(k for k, v in self._placeholders.items() if v == 1 / c.N)
-        return self.coefficients.ring(inv)
+        return self.coefficients.ring(self._inverse_of[c.N])
 
     # -- conversion ------------------------------------------------------------
     def polynomial(self, expr, what: str = "expression") -> PolyElement:
@@ -151,9 +156,11 @@ class Expectation:
             names = ", ".join(sorted(s.name for s in leaked))
             raise DistributionError(
                 f"sample variables {names} appear outside a context mean in the {what}")
-        inv = {v: k for k, v in self._placeholders.items() if v in {1 / n for n in self._n_symbols}}
         if self._n_symbols:
-            expr = expr.xreplace({n: 1 / inv[1 / n] for n in self._n_symbols})
+            needs_expand = bool(self._user_inverted & expr.free_symbols)
+            expr = expr.xreplace({n: 1 / inv for n, inv in self._inverse_of.items()})
+            if needs_expand:
+                expr = sp.expand(expr)
         return self.full(expr, what)
 
     def to_expr(self, poly: PolyElement) -> sp.Expr:

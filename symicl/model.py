@@ -111,9 +111,16 @@ class Model:
     # -- derivation -----------------------------------------------------------
     @cached_property
     def _engine(self) -> Expectation:
-        coeffs = [s for s in self.constants if s not in
-                  {c.N for c in self.distribution.contexts}]
-        return Expectation(self.distribution, self.parameters + coeffs)
+        n_syms = {c.N for c in self.distribution.contexts}
+        coeffs = [s for s in self.constants if s not in n_syms]
+        return Expectation(self.distribution, self.parameters + coeffs,
+                           inverted=self._denominator_constants(n_syms))
+
+    def _denominator_constants(self, skip) -> list[sp.Symbol]:
+        """Constants that appear in a denominator of the loss (e.g. N in a given loss)."""
+        bases = {b.base for b in self.loss.atoms(sp.Pow) if b.exp.is_negative}
+        found = {s for b in bases for s in b.free_symbols} & set(self.constants)
+        return sorted(found - set(skip), key=natural_key)
 
     @cached_property
     def _expected(self) -> PolyElement:

@@ -1,0 +1,219 @@
+"""Polynomial conservation laws of a derived flow, with certificates.
+
+A polynomial h(theta) is conserved by  d theta/dt = F(theta)  iff
+
+    grad h(theta) . F(theta) = 0   identically in theta (and the constants).
+
+With the ansatz h = sum_m a_m theta^m over the monomials m of one degree
+(degree 2: h = theta^T A theta), the identity is linear in the unknown
+coefficients a_m: each monomial of theta in grad h . F gives one linear
+equation whose coefficients are polynomials in the constants (N, s_a, ...).
+The conserved quantities are the null space of that system over the field
+of rational functions of the constants.
+
+Parameters with F_i = 0 identically (inert parameters) are conserved
+trivially, with any function of them; they are reported apart and left
+out of the ansatz.
+
+For gradient descent with step eta, theta' = theta + eta F(theta), the
+per-step change h(theta') - h(theta) is a polynomial in eta whose linear
+term vanishes for a conserved h; for quadratic h it is exactly
+eta^2 F^T A F = eta^2 grad L^T A grad L.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from itertools import combinations_with_replacement
+
+import sympy as sp
+from sympy.polys.matrices import DomainMatrix
+
+from ..model import Model
+
+__all__ = ["ConservationLaw", "Conservation", "conservation_laws", "discrete_step_change"]
+
+
+@dataclass(frozen=True)
+class ConservationLaw:
+    """A conserved quantity h(theta) with its certificate grad h . F == 0."""
+
+    expression: sp.Expr
+    certificate: str
+    step_change: dict[int, sp.Expr] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"expression": str(self.expression), "certificate": self.certificate,
+                "gd_step_change": {f"eta^{k}": str(v) for k, v in sorted(self.step_change.items())}}
+
+
+@dataclass(frozen=True)
+class Conservation:
+    """All conservation laws of one ansatz degree, and the inert parameters."""
+
+    laws: list[ConservationLaw]
+    inert: list[sp.Symbol]
+    degree: int
+
+    def expressions(self) -> list[sp.Expr]:
+        return [law.expression for law in self.laws]
+
+
+class _FlowRing:
+    """The model's flow as sparse polynomials, split into parameter and constant parts."""
+
+    def __init__(self, model: Model, params):
+        engine = model._engine
+        self.ring = engine.coefficients
+        self.to_expr = engine.to_expr
+        self.flow = {p: -g for p, g in model._gradient.items()}
+        index = self.ring.index
+        self.p_idx = [index[p] for p in params]
+        self.c_idx = [i for i in range(len(self.ring.gens)) if i not in set(self.p_idx)]
+        self.params = params
+
+    def directional(self, combo) -> dict:
+        """grad(theta^combo) . F as {theta-exponents: {constant-exponents: coeff}}."""
+        gens = self.ring.ring.gens
+        total = self.ring.zero
+        for k in sorted(set(combo)):
+            rest = list(combo)
+            rest.remove(k)
+            term = self.ring.one * combo.count(k)
+            for r in rest:
+                term = term * gens[self.p_idx[r]]
+            total = total + term * self.flow[self.params[k]]
+        out: dict = {}
+        for monom, coeff in total.terms():
+            key = tuple(monom[i] for i in self.p_idx)
+            inner = out.setdefault(key, {})
+            const = tuple(monom[i] for i in self.c_idx)
+            inner[const] = inner.get(const, 0) + coeff
+        return out
+
+    def constant_expr(self, poly: dict) -> sp.Expr:
+        """A {constant-exponents: coeff} polynomial as a SymPy expression."""
+        n = len(self.ring.gens)
+        full = {}
+        for const, coeff in poly.items():
+            monom = [0] * n
+            for i, e in zip(self.c_idx, const):
+                monom[i] = e
+            full[tuple(monom)] = coeff
+        return self.to_expr(self.ring.ring.from_dict(full))
+
+
+def _system(fr: _FlowRing, combos):
+    """Rows: theta-monomials of grad h . F; columns: ansatz coefficients."""
+    columns = [fr.directional(c) for c in combos]
+    rows = sorted({m for col in columns for m in col})
+    index = {m: i for i, m in enumerate(rows)}
+    entries: list[dict[int, dict]] = [dict() for _ in rows]
+    for j, col in enumerate(columns):
+        for m, c in col.items():
+            entries[index[m]][j] = c
+    return entries
+
+
+def _numeric_support(entries, ncols: int, nconst: int, trials: int = 2) -> set[int]:
+    """Columns used by the null space at random rational constants (a screen).
+
+    A column that the null space over the rational functions uses is used at
+    a random point with probability one, so the screen loses nothing.
+    """
+    rng = random.Random(20261124)
+    support: set[int] = set()
+    for _ in range(trials):
+        point = [sp.QQ(rng.randint(3, 97), rng.randint(3, 97)) for _ in range(nconst)]
+
+        def value(poly):
+            total = sp.QQ(0)
+            for exps, coeff in poly.items():
+                term = sp.QQ(coeff)
+                for x, e in zip(point, exps):
+                    if e:
+                        term *= x ** e
+                total += term
+            return total
+
+        rows = {i: {j: v for j, poly in row.items() if (v := value(poly)) != 0}
+                for i, row in enumerate(entries)}
+        rows = {i: r for i, r in rows.items() if r}
+        dm = DomainMatrix(rows, (len(entries), ncols), sp.QQ)
+        null = dm.nullspace().to_Matrix()
+        for i in range(null.rows):
+            support |= {j for j in range(ncols) if null[i, j] != 0}
+    return support
+
+
+def conservation_laws(model: Model, degree: int = 2, with_step_change: bool = True) -> Conservation:
+    """A basis of the homogeneous degree-``degree`` polynomials conserved by the flow.
+
+    The basis is canonical (reduced row-echelon in the monomial order of the
+    parameters), so derivations are reproducible.  Each law carries the
+    simplified identity grad h . F == 0 as certificate and, if asked, its
+    exact per-step change under gradient descent (:func:`discrete_step_change`).
+    """
+    if degree < 1:
+        raise ValueError(f"ansatz degree must be at least 1, got {degree}")
+    flow = model.flow()
+    inert = [p for p in model.parameters if flow[p] == 0]
+    active = [p for p in model.parameters if flow[p] != 0]
+    if not active:
+        return Conservation([], inert, degree)
+    combos = list(combinations_with_replacement(range(len(active)), degree))
+    monomials = [sp.Mul(*[active[k] for k in c]) for c in combos]
+    fr = _FlowRing(model, active)
+    entries = _system(fr, combos)
+    support = sorted(_numeric_support(entries, len(combos), len(fr.c_idx)))
+    laws: list[ConservationLaw] = []
+    if support:
+        sub = [[fr.constant_expr(row[j]) if j in row else sp.Integer(0) for j in support]
+               for row in entries if any(j in row for j in support)]
+        constants = sorted(set().union(set(), *[e.free_symbols for r in sub for e in r]),
+                           key=sp.default_sort_key)
+        domain = sp.QQ.frac_field(*constants) if constants else sp.QQ
+        if sub:
+            dm = DomainMatrix.from_list_sympy(len(sub), len(support), sub).convert_to(domain)
+            null = dm.nullspace().to_Matrix()
+        else:
+            null = sp.eye(len(support))
+        basis = null.rref()[0] if null.rows else null
+        for i in range(basis.rows):
+            vec = [sp.factor(basis[i, k]) for k in range(len(support))]
+            if all(v == 0 for v in vec):
+                continue
+            h = sp.expand(sum(v * monomials[j] for v, j in zip(vec, support)))
+            residual = sp.simplify(sp.expand(sum(sp.diff(h, p) * flow[p] for p in active)))
+            if residual != 0:
+                raise ArithmeticError(f"candidate law {h} fails its certificate: {residual}")
+            cert = f"grad({h}) . F = {residual}"
+            step = discrete_step_change(model, h) if with_step_change else {}
+            laws.append(ConservationLaw(h, cert, step))
+    return Conservation(laws, inert, degree)
+
+
+def gradient_symbol(p: sp.Symbol) -> sp.Symbol:
+    """The symbol g_<name> standing for dL/d<name> in compact step laws."""
+    return sp.Symbol(f"g_{p.name}", real=True)
+
+
+def discrete_step_change(model: Model, h: sp.Expr) -> dict[int, sp.Expr]:
+    """h(theta - eta grad L) - h(theta) as {k: coefficient of eta^k}, exactly.
+
+    Written with gradient symbols g_theta = dL/dtheta so that it stays short:
+    for a quadratic law h = theta^T A theta it is {2: g^T A g}.
+    """
+    eta = sp.Symbol("eta", positive=True)
+    params = [p for p in model.parameters if h.has(p)]
+    shifted = h.xreplace({p: p - eta * gradient_symbol(p) for p in params})
+    poly = sp.Poly(sp.expand(shifted - h), eta)
+    out = {k: sp.factor_terms(c) for (k,), c in poly.terms() if c != 0}
+    if 1 in out:
+        g = model.gradient()
+        check = sp.expand(out[1].xreplace({gradient_symbol(p): g[p] for p in params}))
+        if check != 0:
+            raise ArithmeticError(f"{h} has a first-order step change {check}: not conserved")
+        del out[1]
+    return out
