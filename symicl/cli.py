@@ -7,14 +7,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from typing import Sequence
 
 from . import __version__
 from .errors import SymiclError
+from .files import write_atomic
 from .models import BUILTINS, build
 
 __all__ = ["main"]
@@ -41,21 +40,6 @@ def _model_options(args: argparse.Namespace) -> dict:
     return {"n_in": args.n_in, "n_hidden": args.n_hidden, "n_out": args.n_out}
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` in one step (no half-written file on failure)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".symicl-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _render(model, fmt: str, standalone: bool) -> str:
     from . import export
 
@@ -66,7 +50,31 @@ def _render(model, fmt: str, standalone: bool) -> str:
     return export.to_markdown(model)
 
 
+def cmd_derive_all(args: argparse.Namespace) -> int:
+    from .derivations import write_all
+
+    changed = write_all(args.root, check=args.check,
+                        log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    if args.check:
+        for path in changed:
+            print(f"symicl: stale: {path}", file=sys.stderr)
+        if changed:
+            print("symicl: derivations are stale; run `symicl derive --all`", file=sys.stderr)
+            return 1
+        print("symicl: derivations are up to date", file=sys.stderr)
+        return 0
+    for path in changed:
+        print(f"symicl: wrote {path}", file=sys.stderr)
+    return 0
+
+
 def cmd_derive(args: argparse.Namespace) -> int:
+    if args.all:
+        return cmd_derive_all(args)
+    if args.check:
+        raise SymiclError("--check goes with --all")
+    if args.model is None:
+        raise SymiclError("name a model to derive, or give --all")
     model = build(args.model, **_model_options(args))
     start = time.perf_counter()
     print(f"symicl: deriving {model.name} {model.options} ...", file=sys.stderr, flush=True)
@@ -113,7 +121,13 @@ def parser() -> argparse.ArgumentParser:
                     "d theta/dt = -dL/dtheta of a built-in model, and print it as the "
                     "JSON contract, LaTeX or Markdown.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("model", choices=sorted(BUILTINS), help="built-in model")
+    p.add_argument("model", nargs="?", choices=sorted(BUILTINS), help="built-in model")
+    p.add_argument("--all", action="store_true",
+                   help="write every committed derivation under --root (derivation.json, "
+                        "equations.tex, README.md per configuration)")
+    p.add_argument("--check", action="store_true",
+                   help="with --all: write nothing, exit 1 naming every stale file")
+    p.add_argument("--root", default="derivations", help="folder of the committed derivations")
     p.add_argument("--format", choices=FORMATS, default="json", help="output format")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("--standalone", action="store_true",

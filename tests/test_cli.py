@@ -53,3 +53,29 @@ def test_bad_input_gives_one_clear_error(capsys, tmp_path):
     err = capsys.readouterr().err
     assert "context length N must be at least 1" in err
     assert not out.exists()
+
+
+def test_derive_all_check_names_the_stale_file(tmp_path, capsys):
+    from symicl.derivations import CONFIGS
+
+    root = tmp_path / "derivations"
+    assert main(["derive", "--all", "--root", str(root)]) == 0
+    for c in CONFIGS:
+        for name in ("derivation.json", "equations.tex", "README.md"):
+            assert (root / c.folder / name).stat().st_size > 0
+    assert main(["derive", "--all", "--check", "--root", str(root)]) == 0
+    target = root / CONFIGS[0].folder / "equations.tex"
+    target.write_text(target.read_text() + "% edited by hand\n")
+    capsys.readouterr()
+    assert main(["derive", "--all", "--check", "--root", str(root)]) == 1
+    assert str(target) in capsys.readouterr().err
+
+
+def test_committed_derivations_are_current():
+    """The committed derivations/ equal what the engine derives now."""
+    import pathlib
+
+    from symicl.derivations import write_all
+
+    root = pathlib.Path(__file__).resolve().parents[1] / "derivations"
+    assert write_all(str(root), check=True, log=lambda m: None) == []
