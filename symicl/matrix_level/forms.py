@@ -1,0 +1,430 @@
+"""Matrix-level results: sums of  coefficient * scalars * prod tr(word) [* word].
+
+A :class:`ScalarForm` is a dimension-free scalar such as an expected loss,
+
+    L = sum_r c_r(N)  s_r  prod_k tr(W_{r,k}),
+
+and a :class:`MatrixForm` a matrix such as a gradient,
+
+    G = sum_r c_r(N)  s_r  prod_k tr(W_{r,k})  V_r,
+
+with c_r a Laurent polynomial in N (exact), s_r a product of 1x1 symbols,
+and W, V canonical words (see :mod:`.words`).  Equal terms are merged and
+the terms sorted, so printing is deterministic.  Forms print as text and
+LaTeX, convert to SymPy matrix expressions, evaluate at explicit SymPy
+matrices, and compile to NumPy functions of arrays.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import numpy as np
+import sympy as sp
+from sympy.matrices.expressions import MatrixSymbol
+
+from ..errors import ModelError
+from .words import Diag, Sym, canon_trace, canon_word, transpose, word_key
+
+__all__ = ["Term", "ScalarForm", "MatrixForm"]
+
+
+@dataclass(frozen=True)
+class Term:
+    """coeff * prod(scalars) * prod_k tr(traces[k]) [* word]."""
+    coeff: sp.Expr
+    scalars: tuple  # 1x1 MatrixSymbols, sorted by name (a multiset)
+    traces: tuple   # canonical trace words, sorted
+    word: tuple | None = None  # the open word of a matrix term
+
+    def key(self) -> tuple:
+        return (len(self.traces), tuple(word_key(w) for w in self.traces),
+                tuple(s.name for s in self.scalars),
+                () if self.word is None else word_key(self.word))
+
+
+def _atoms_of(words) -> set:
+    out = set()
+    for w in words:
+        for a in w:
+            if isinstance(a, Sym):
+                out.add(a.symbol)
+            else:
+                out |= _atoms_of([a.word])
+    return out
+
+
+class _Form:
+    """Shared machinery of :class:`ScalarForm` and :class:`MatrixForm`."""
+
+    def __init__(self, terms, latex_names: Mapping[str, str] | None = None):
+        self.latex_names = dict(latex_names or {})
+        merged: dict = defaultdict(lambda: sp.Integer(0))
+        proto: dict = {}
+        for t in terms:
+            k = t.key()
+            merged[k] = merged[k] + t.coeff
+            proto[k] = t
+        out = []
+        for k in sorted(merged):
+            c = sp.expand(merged[k])
+            if c != 0:
+                p = proto[k]
+                out.append(Term(c, p.scalars, p.traces, p.word))
+        self.terms: tuple[Term, ...] = tuple(out)
+
+    # -- structure --------------------------------------------------------------
+    def symbols(self) -> list[MatrixSymbol]:
+        """Matrix symbols of the form, sorted by name."""
+        found = set()
+        for t in self.terms:
+            found |= set(t.scalars) | _atoms_of(t.traces)
+            if t.word is not None:
+                found |= _atoms_of([t.word])
+        return sorted(found, key=lambda s: s.name)
+
+    def coefficient_symbols(self) -> list[sp.Symbol]:
+        found = set()
+        for t in self.terms:
+            found |= t.coeff.free_symbols
+        return sorted(found, key=lambda s: s.name)
+
+    def __len__(self) -> int:
+        return len(self.terms)
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self.terms == other.terms and \
+            getattr(self, "shape", None) == getattr(other, "shape", None)
+
+    def __hash__(self):
+        return hash(self.terms)
+
+    # -- printing ------------------------------------------------------------------
+    def _name(self, latex: bool) -> Callable:
+        if not latex:
+            return lambda a: a.name
+        return lambda a: self.latex_names.get(a.name) or sp.latex(a.symbol)
+
+    def _word_text(self, word, latex: bool) -> str:
+        from .words import render_word
+        if latex:
+            return render_word(word, self._name(True), "^{\\top}",
+                               ("\\operatorname{Diag}\\left(", "\\right)"), " ", "I")
+        return render_word(word, self._name(False), "^T", ("Diag(", ")"), " ", "I")
+
+    def _term_body(self, t: Term, latex: bool) -> list[str]:
+        parts = []
+        for s in t.scalars:
+            parts.append(self._name(latex)(Sym(s)))
+        for w in t.traces:
+            inner = self._word_text(w, latex)
+            parts.append(f"\\operatorname{{tr}}\\left({inner}\\right)" if latex else f"tr({inner})")
+        if t.word is not None and (t.word or not parts or self.shape != (1, 1)):
+            parts.append(self._word_text(t.word, latex))
+        return parts
+
+    def _render(self, latex: bool) -> str:
+        if not self.terms:
+            return "0"
+        out = []
+        for i, t in enumerate(self.terms):
+            c = sp.factor(t.coeff)
+            neg = c.could_extract_minus_sign()
+            if neg:
+                c = -c
+            body = self._term_body(t, latex)
+            if c == 1:
+                text = (" " if latex else " * ").join(body)
+            else:
+                cs = sp.latex(c) if latex else (str(c) if c.is_Atom else f"({c})")
+                if latex and c.is_Add:
+                    cs = f"\\left({cs}\\right)"
+                text = (" " if latex else " * ").join([cs] + body)
+            if i == 0:
+                out.append(("-" if neg else "") + text)
+            else:
+                out.append((" - " if neg else " + ") + text)
+        return "".join(out)
+
+    def __str__(self) -> str:
+        return self._render(False)
+
+    def latex(self) -> str:
+        """LaTeX of the form, with tr and Diag as operators."""
+        return self._render(True)
+
+    # -- to SymPy ------------------------------------------------------------------
+    def _sympy_word(self, word, shape=None):
+        from sympy.matrices.expressions.diagonal import DiagonalMatrix
+        if not word:
+            return sp.Identity(shape[0])
+        factors = []
+        for a in word:
+            if isinstance(a, Sym):
+                factors.append(a.symbol.T if a.transposed else a.symbol)
+            else:
+                factors.append(DiagonalMatrix(self._sympy_word(a.word)))
+        return factors[0] if len(factors) == 1 else sp.MatMul(*factors)
+
+    def _sympy_term_scalar(self, t: Term):
+        out = t.coeff
+        for s in t.scalars:
+            out = out * s[0, 0]
+        for w in t.traces:
+            out = out * sp.Trace(self._sympy_word(w))
+        return out
+
+    # -- explicit evaluation --------------------------------------------------------
+    def _values(self, values: Mapping, extra_dims=()) -> tuple[dict, dict]:
+        """name -> explicit Matrix, and coefficient substitutions, with shapes checked."""
+        by_name = {}
+        subs = {}
+        for k, v in values.items():
+            name = k.name if isinstance(k, (MatrixSymbol, sp.Symbol)) else str(k)
+            by_name[name] = v
+        mats, dims = {}, {}
+        for s in self.symbols():
+            if s.name not in by_name:
+                raise ModelError(f"no value given for the matrix {s.name}")
+            v = by_name.pop(s.name)
+            m = v if isinstance(v, sp.MatrixBase) else (
+                sp.Matrix(np.asarray(v, dtype=object).tolist()) if np.ndim(v) == 2
+                else sp.Matrix([[sp.sympify(v)]]))
+            for want, got in zip(s.shape, m.shape):
+                want = sp.sympify(want)
+                if want.is_number:
+                    if want != got:
+                        raise ModelError(f"{s.name} must be {s.shape[0]}x{s.shape[1]}, "
+                                         f"got {m.shape[0]}x{m.shape[1]}")
+                elif dims.setdefault(want, got) != got:
+                    raise ModelError(f"{s.name} is {m.shape[0]}x{m.shape[1]}, but {want} = "
+                                     f"{dims[want]} from another matrix")
+            mats[s.name] = sp.Matrix(m)
+        for name, v in by_name.items():
+            subs[sp.Symbol(name)] = v
+        return mats, dims
+
+    def _eval_word(self, word, mats, memo, n=None):
+        if not word:
+            return sp.eye(n)
+        if word in memo:
+            return memo[word]
+        if len(word) == 1:
+            a = word[0]
+            if isinstance(a, Sym):
+                m = mats[a.name]
+                out = m.T if a.transposed else m
+            else:
+                inner = self._eval_word(a.word, mats, memo)
+                out = sp.diag(*[inner[i, i] for i in range(inner.shape[0])])
+        else:
+            out = self._eval_word(word[:-1], mats, memo) * self._eval_word(word[-1:], mats, memo)
+        memo[word] = out
+        return out
+
+    def _eval_trace(self, word, mats, memo):
+        if len(word) == 1:
+            return self._eval_word(word, mats, memo).trace()
+        left = self._eval_word(word[:-1], mats, memo)
+        right = self._eval_word(word[-1:], mats, memo)
+        return sp.Add(*[left[i, j] * right[j, i] for i in range(left.shape[0])
+                        for j in range(left.shape[1])])
+
+    def _coeff_subs(self, values: Mapping) -> dict:
+        subs = {}
+        names = {s.name: s for s in self.coefficient_symbols()}
+        for k, v in values.items():
+            name = k.name if isinstance(k, (MatrixSymbol, sp.Symbol)) else str(k)
+            if name in names:
+                subs[names[name]] = v
+        return subs
+
+    def _split(self, values: Mapping):
+        coeff_names = {s.name for s in self.coefficient_symbols()}
+        mats_in = {k: v for k, v in values.items()
+                   if (k.name if hasattr(k, "name") else str(k)) not in coeff_names}
+        return mats_in, self._coeff_subs(values)
+
+    # -- NumPy ------------------------------------------------------------------------
+    def _codegen(self, func_name: str) -> tuple[str, list[str]]:
+        syms = self.symbols()
+        coeff_syms = self.coefficient_symbols()
+        names = [s.name for s in syms] + [s.name for s in coeff_syms]
+        for n in names:
+            if not n.isidentifier():
+                raise ModelError(f"symbol name {n!r} is not a Python identifier")
+        lines = []
+        memo: dict = {}
+        scalar_names = {s.name for s in syms if s.shape == (1, 1)}
+
+        def mat(word):
+            if word in memo:
+                return memo[word]
+            if len(word) == 1:
+                a = word[0]
+                if isinstance(a, Sym):
+                    expr = a.name + (".T" if a.transposed else "")
+                    memo[word] = expr
+                    return expr
+                expr = f"np.diag(np.diagonal({mat(a.word)}))"
+            else:
+                expr = f"{mat(word[:-1])} @ {mat(word[-1:])}"
+            var = f"_m{len(lines)}"
+            lines.append(f"    {var} = {expr}")
+            memo[word] = var
+            return var
+
+        def trace(word):
+            if len(word) == 1:
+                return f"np.trace({mat(word)})"
+            return f"np.vdot({mat(word[:-1])}, {mat(word[-1:])}.T)"
+
+        dim_source = {}
+        for s in syms:
+            for k, d in enumerate(s.shape):
+                d = sp.sympify(d)
+                if not d.is_number:
+                    dim_source.setdefault(d, f"{s.name}.shape[{k}]")
+        terms = []
+        for t in self.terms:
+            factors = [f"({sp.pycode(t.coeff)})"] + [s.name for s in t.scalars]
+            factors += [trace(w) for w in t.traces]
+            if t.word is not None:
+                if t.word:
+                    factors.append(mat(t.word))
+                else:
+                    n = sp.sympify(self.shape[0])
+                    if n.is_number:
+                        factors.append(f"np.eye({int(n)})")
+                    else:
+                        if n not in dim_source:
+                            names.append(str(n))
+                            dim_source[n] = str(n)
+                        factors.append(f"np.eye({dim_source[n]})")
+            terms.append(" * ".join(factors))
+        head = [f"def {func_name}({', '.join(names)}):"]
+        for n in sorted(scalar_names):
+            head.append(f"    {n} = float(np.asarray({n}).reshape(()))")
+        for s in syms:
+            if s.name not in scalar_names:
+                head.append(f"    {s.name} = np.asarray({s.name}, dtype=float)")
+        zero = "0.0" if self.shape is None else "np.zeros(_shape)"
+        body = head + lines
+        if self.shape is not None and not self.terms:
+            body.append(f"    _shape = ({', '.join(self._numpy_dim(d, dim_source) for d in self.shape)})")
+        body.append(f"    return {' + '.join(terms) if terms else zero}")
+        return "\n".join(body) + "\n", names
+
+    @staticmethod
+    def _numpy_dim(d, dim_source):
+        d = sp.sympify(d)
+        return str(int(d)) if d.is_number else dim_source.get(d, str(d))
+
+    def to_numpy(self, func_name: str = "f") -> Callable:
+        """A NumPy function of the matrices (and coefficient symbols such as N), by name.
+
+        The generated source is ``f.source``; arguments are the matrix names
+        (sorted) then the coefficient symbols (sorted), e.g. ``f(P22=.., Q11=.., S=.., N=10)``.
+        """
+        source, names = self._codegen(func_name)
+        namespace = {"np": np}
+        exec(compile(source, f"<symicl matrix-level {func_name}>", "exec"), namespace)
+        fn = namespace[func_name]
+        fn.source = source
+        fn.arguments = tuple(names)
+        return fn
+
+
+class ScalarForm(_Form):
+    """A scalar: sum_r c_r prod(scalars) prod_k tr(W_{r,k})."""
+    shape = None
+
+    @classmethod
+    def from_raw(cls, items, latex_names=None) -> "ScalarForm":
+        """From (coefficient, 1x1 symbols, raw trace words) triples: canonicalised, merged."""
+        terms = []
+        for coeff, scalars, traces in items:
+            terms.append(Term(sp.sympify(coeff), tuple(sorted(scalars, key=lambda s: s.name)),
+                              tuple(sorted((canon_trace(w) for w in traces), key=word_key))))
+        return cls(terms, latex_names)
+
+    def __neg__(self) -> "ScalarForm":
+        return ScalarForm([Term(-t.coeff, t.scalars, t.traces) for t in self.terms],
+                          self.latex_names)
+
+    def to_sympy(self) -> sp.Expr:
+        """A SymPy expression with Trace, MatMul, Transpose and DiagonalMatrix."""
+        return sp.Add(*[self._sympy_term_scalar(t) for t in self.terms])
+
+    def evaluate(self, values: Mapping) -> sp.Expr:
+        """The value at explicit SymPy matrices (by symbol or name); coefficient symbols
+        such as N stay symbolic unless given."""
+        mats_in, subs = self._split(values)
+        mats, _ = self._values(mats_in)
+        memo: dict = {}
+        total = sp.Integer(0)
+        for t in self.terms:
+            v = t.coeff.subs(subs) if subs else t.coeff
+            for s in t.scalars:
+                v = v * mats[s.name][0, 0]
+            for w in t.traces:
+                v = v * self._eval_trace(w, mats, memo)
+            total = total + v
+        return total
+
+
+class MatrixForm(_Form):
+    """A matrix of shape ``shape``: sum_r c_r prod(scalars) prod_k tr(W_{r,k}) V_r."""
+
+    def __init__(self, terms, shape, latex_names=None):
+        self.shape = tuple(shape)
+        super().__init__(terms, latex_names)
+
+    @classmethod
+    def from_raw(cls, items, shape, latex_names=None) -> "MatrixForm":
+        """From (coefficient, 1x1 symbols, raw trace words, raw open word) quadruples."""
+        terms = []
+        for coeff, scalars, traces, word in items:
+            terms.append(Term(sp.sympify(coeff), tuple(sorted(scalars, key=lambda s: s.name)),
+                              tuple(sorted((canon_trace(w) for w in traces), key=word_key)),
+                              canon_word(word)))
+        return cls(terms, shape, latex_names)
+
+    def __neg__(self) -> "MatrixForm":
+        return MatrixForm([Term(-t.coeff, t.scalars, t.traces, t.word) for t in self.terms],
+                          self.shape, self.latex_names)
+
+    @property
+    def T(self) -> "MatrixForm":
+        """The transpose."""
+        return MatrixForm([Term(t.coeff, t.scalars, t.traces, canon_word(transpose(t.word)))
+                           for t in self.terms], self.shape[::-1], self.latex_names)
+
+    def to_sympy(self):
+        """A SymPy matrix expression with Trace, MatMul, Transpose and DiagonalMatrix."""
+        if not self.terms:
+            return sp.ZeroMatrix(*self.shape)
+        return sp.MatAdd(*[self._sympy_term_scalar(t) * self._sympy_word(t.word, self.shape)
+                           for t in self.terms])
+
+    def evaluate(self, values: Mapping) -> sp.Matrix:
+        """The explicit matrix at explicit SymPy matrices (see :meth:`ScalarForm.evaluate`)."""
+        mats_in, subs = self._split(values)
+        mats, dims = self._values(mats_in)
+        rows, cols = (sp.sympify(d) for d in self.shape)
+        rows = int(rows) if rows.is_number else dims.get(rows)
+        cols = int(cols) if cols.is_number else dims.get(cols)
+        if rows is None or cols is None:
+            raise ModelError(f"cannot tell the size {self.shape} from the matrices given")
+        memo: dict = {}
+        total = sp.zeros(rows, cols)
+        for t in self.terms:
+            v = t.coeff.subs(subs) if subs else t.coeff
+            for s in t.scalars:
+                v = v * mats[s.name][0, 0]
+            for w in t.traces:
+                v = v * self._eval_trace(w, mats, memo)
+            total = total + v * self._eval_word(t.word, mats, memo, rows)
+        return total
