@@ -26,7 +26,7 @@ import sympy as sp
 from sympy.matrices.expressions import MatrixSymbol
 
 from ..errors import ModelError
-from .words import Diag, Sym, canon_trace, canon_word, transpose, word_key
+from .words import Diag, Sym, canon_trace, canon_word, render_word, transpose, word_key
 
 __all__ = ["Term", "ScalarForm", "MatrixForm"]
 
@@ -108,16 +108,21 @@ class _Form:
         return lambda a: self.latex_names.get(a.name) or sp.latex(a.symbol)
 
     def _word_text(self, word, latex: bool) -> str:
-        from .words import render_word
         if latex:
             return render_word(word, self._name(True), "^{\\top}",
-                               ("\\operatorname{Diag}\\left(", "\\right)"), " ", "I")
-        return render_word(word, self._name(False), "^T", ("Diag(", ")"), " ", "I")
+                               ("\\operatorname{Diag}\\left(", "\\right)"), " ", "I",
+                               lambda b, k: f"{b}^{{{k}}}")
+        return render_word(word, self._name(False), "^T", ("Diag(", ")"), " ", "I",
+                           lambda b, k: f"{b}^{k}")
 
     def _term_body(self, t: Term, latex: bool) -> list[str]:
         parts = []
+        counts: dict = {}
         for s in t.scalars:
-            parts.append(self._name(latex)(Sym(s)))
+            counts[s] = counts.get(s, 0) + 1
+        for s, k in counts.items():
+            base = self._name(latex)(Sym(s))
+            parts.append(base if k == 1 else (f"{base}^{{{k}}}" if latex else f"{base}^{k}"))
         for w in t.traces:
             inner = self._word_text(w, latex)
             parts.append(f"\\operatorname{{tr}}\\left({inner}\\right)" if latex else f"tr({inner})")

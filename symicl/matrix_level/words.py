@@ -91,7 +91,9 @@ def atom_key(atom) -> tuple:
 
 
 def word_key(word: tuple) -> tuple:
-    return (len(word), tuple(atom_key(a) for a in word))
+    """Order: shorter words, then fewer top-level transposes, then by atoms."""
+    flips = sum(1 for a in word if isinstance(a, Sym) and a.transposed)
+    return (len(word), flips, tuple(atom_key(a) for a in word))
 
 
 def _sort_runs(word: tuple) -> tuple:
@@ -200,15 +202,27 @@ def canon_trace(word: Iterable) -> tuple:
 
 
 def render_word(word: tuple, name=lambda a: a.name, transpose_mark="^T",
-                diag=("Diag(", ")"), sep=" ", identity="I") -> str:
-    """Text of a word with pluggable symbol names (used by the printers)."""
+                diag=("Diag(", ")"), sep=" ", identity="I", power=None) -> str:
+    """Text of a word with pluggable symbol names (used by the printers).
+
+    With ``power(base, k)`` given, k equal adjacent untransposed symbols print as a power.
+    """
     if not word:
         return identity
     parts = []
-    for a in word:
+    i = 0
+    while i < len(word):
+        a = word[i]
         if isinstance(a, Sym):
-            parts.append(name(a) + (transpose_mark if a.transposed else ""))
+            k = 1
+            if power is not None and not a.transposed:
+                while i + k < len(word) and word[i + k] == a:
+                    k += 1
+            base = name(a) + (transpose_mark if a.transposed else "")
+            parts.append(power(base, k) if k > 1 else base)
+            i += k
         else:
-            parts.append(diag[0] + render_word(a.word, name, transpose_mark, diag, sep, identity)
-                         + diag[1])
+            parts.append(diag[0] + render_word(a.word, name, transpose_mark, diag, sep, identity,
+                                               power) + diag[1])
+            i += 1
     return sep.join(parts)
