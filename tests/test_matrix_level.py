@@ -235,6 +235,17 @@ def test_gradient_through_nested_diag_matches_sympy_derivative(n):
         assert is_zero(g[i, j] - sp.diff(value, vals[P][i, j]))
 
 
+def test_sympy_matrix_expressions():
+    dl = build("deep-linear")
+    vals = {k: sp.ImmutableMatrix(v) for k, v in dl.bind(n_in=3, n_hidden=2, n_out=2).items()}
+    loss = dl.expected_loss()
+    assert is_zero(loss.to_sympy().subs(vals).doit() - loss.evaluate(vals))
+    g = dl.gradient("W2")
+    assert is_zero(sp.Matrix(g.to_sympy().subs(vals).doit()) - g.evaluate(vals))
+    lt = build("linear-transformer", tasks="aligned").expected_loss().to_sympy()
+    assert lt.has(Trace) and "DiagonalMatrix(P22)" in str(lt)
+
+
 # --- NumPy evaluation ----------------------------------------------------------------
 
 def _numeric_values(mm: MatrixModel, sizes: dict, rng):

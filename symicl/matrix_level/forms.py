@@ -182,21 +182,23 @@ class _Form:
         return out
 
     # -- explicit evaluation --------------------------------------------------------
-    def _values(self, values: Mapping, extra_dims=()) -> tuple[dict, dict]:
-        """name -> explicit Matrix, and coefficient substitutions, with shapes checked."""
-        by_name = {}
-        subs = {}
-        for k, v in values.items():
-            name = k.name if isinstance(k, (MatrixSymbol, sp.Symbol)) else str(k)
-            by_name[name] = v
+    def _values(self, values: Mapping) -> tuple[dict, dict]:
+        """name -> explicit Matrix for every matrix symbol, and the sizes they fix."""
+        by_name = {(k.name if isinstance(k, (MatrixSymbol, sp.Symbol)) else str(k)): v
+                   for k, v in values.items()}
         mats, dims = {}, {}
         for s in self.symbols():
             if s.name not in by_name:
                 raise ModelError(f"no value given for the matrix {s.name}")
-            v = by_name.pop(s.name)
-            m = v if isinstance(v, sp.MatrixBase) else (
-                sp.Matrix(np.asarray(v, dtype=object).tolist()) if np.ndim(v) == 2
-                else sp.Matrix([[sp.sympify(v)]]))
+            v = by_name[s.name]
+            if isinstance(v, sp.MatrixBase):
+                m = sp.Matrix(v)
+            elif np.ndim(v) == 2:
+                m = sp.Matrix(np.asarray(v, dtype=object).tolist())
+            elif np.ndim(v) == 0:
+                m = sp.Matrix([[sp.sympify(v)]])
+            else:
+                raise ModelError(f"value of {s.name} must be a matrix, got {v!r}")
             for want, got in zip(s.shape, m.shape):
                 want = sp.sympify(want)
                 if want.is_number:
@@ -206,9 +208,7 @@ class _Form:
                 elif dims.setdefault(want, got) != got:
                     raise ModelError(f"{s.name} is {m.shape[0]}x{m.shape[1]}, but {want} = "
                                      f"{dims[want]} from another matrix")
-            mats[s.name] = sp.Matrix(m)
-        for name, v in by_name.items():
-            subs[sp.Symbol(name)] = v
+            mats[s.name] = m
         return mats, dims
 
     def _eval_word(self, word, mats, memo, n=None):
@@ -237,20 +237,17 @@ class _Form:
         return sp.Add(*[left[i, j] * right[j, i] for i in range(left.shape[0])
                         for j in range(left.shape[1])])
 
-    def _coeff_subs(self, values: Mapping) -> dict:
-        subs = {}
-        names = {s.name: s for s in self.coefficient_symbols()}
+    def _split(self, values: Mapping) -> tuple[dict, dict]:
+        """Separate matrix values from coefficient values (such as N)."""
+        coeff = {s.name: s for s in self.coefficient_symbols()}
+        mats, subs = {}, {}
         for k, v in values.items():
             name = k.name if isinstance(k, (MatrixSymbol, sp.Symbol)) else str(k)
-            if name in names:
-                subs[names[name]] = v
-        return subs
-
-    def _split(self, values: Mapping):
-        coeff_names = {s.name for s in self.coefficient_symbols()}
-        mats_in = {k: v for k, v in values.items()
-                   if (k.name if hasattr(k, "name") else str(k)) not in coeff_names}
-        return mats_in, self._coeff_subs(values)
+            if name in coeff:
+                subs[coeff[name]] = v
+            else:
+                mats[k] = v
+        return mats, subs
 
     # -- NumPy ------------------------------------------------------------------------
     def _codegen(self, func_name: str) -> tuple[str, list[str]]:
@@ -292,40 +289,35 @@ class _Form:
                 d = sp.sympify(d)
                 if not d.is_number:
                     dim_source.setdefault(d, f"{s.name}.shape[{k}]")
+
+        def dim(d) -> str:
+            d = sp.sympify(d)
+            if d.is_number:
+                return str(int(d))
+            if d not in dim_source:  # a size no argument carries: ask for it
+                names.append(str(d))
+                dim_source[d] = str(d)
+            return dim_source[d]
+
         terms = []
         for t in self.terms:
             factors = [f"({sp.pycode(t.coeff)})"] + [s.name for s in t.scalars]
             factors += [trace(w) for w in t.traces]
             if t.word is not None:
-                if t.word:
-                    factors.append(mat(t.word))
-                else:
-                    n = sp.sympify(self.shape[0])
-                    if n.is_number:
-                        factors.append(f"np.eye({int(n)})")
-                    else:
-                        if n not in dim_source:
-                            names.append(str(n))
-                            dim_source[n] = str(n)
-                        factors.append(f"np.eye({dim_source[n]})")
+                factors.append(mat(t.word) if t.word else f"np.eye({dim(self.shape[0])})")
             terms.append(" * ".join(factors))
+        if self.shape is None:
+            value = " + ".join(terms) if terms else "0.0"
+        else:
+            value = " + ".join(terms) if terms else \
+                f"np.zeros(({dim(self.shape[0])}, {dim(self.shape[1])}))"
         head = [f"def {func_name}({', '.join(names)}):"]
         for n in sorted(scalar_names):
             head.append(f"    {n} = float(np.asarray({n}).reshape(()))")
         for s in syms:
             if s.name not in scalar_names:
                 head.append(f"    {s.name} = np.asarray({s.name}, dtype=float)")
-        zero = "0.0" if self.shape is None else "np.zeros(_shape)"
-        body = head + lines
-        if self.shape is not None and not self.terms:
-            body.append(f"    _shape = ({', '.join(self._numpy_dim(d, dim_source) for d in self.shape)})")
-        body.append(f"    return {' + '.join(terms) if terms else zero}")
-        return "\n".join(body) + "\n", names
-
-    @staticmethod
-    def _numpy_dim(d, dim_source):
-        d = sp.sympify(d)
-        return str(int(d)) if d.is_number else dim_source.get(d, str(d))
+        return "\n".join(head + lines + [f"    return {value}"]) + "\n", names
 
     def to_numpy(self, func_name: str = "f") -> Callable:
         """A NumPy function of the matrices (and coefficient symbols such as N), by name.
