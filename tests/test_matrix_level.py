@@ -228,6 +228,7 @@ def test_gradient_through_nested_diag_matches_sympy_derivative(n):
     assert str(form) == "tr(Diag(A P) B Diag(C P^T) P)"
     grad = gradient(form, P)
     assert "Diag(P Diag(A P) B)" in str(grad)
+    assert str(gradient(form, P, [S])) == str(grad)
     vals = {P: explicit("p", n), A: explicit("a", n), B: explicit("b", n), C: explicit("c", n)}
     value = form.evaluate(vals)
     g = grad.evaluate(vals)
@@ -303,10 +304,10 @@ def _derive_all() -> str:
 def test_deriving_twice_gives_identical_strings():
     first = _derive_all()
     assert first == _derive_all()
-    code = ("import sys; sys.path.insert(0, {!r}); from tests.test_matrix_level import _derive_all; "
-            "sys.stdout.write(_derive_all())").format(os.getcwd())
-    env = {**os.environ, "PYTHONHASHSEED": "12345"}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = ("import sys; sys.path.insert(0, {!r}); from tests.test_matrix_level import _derive_all; "
+            "sys.stdout.write(_derive_all())").format(root)
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, cwd=root, check=True)
     assert out.stdout == first

@@ -52,12 +52,34 @@ def cut_open(word: tuple, marker: MatrixSymbol) -> tuple:
     raise RuntimeError("cut_open did not terminate")  # pragma: no cover
 
 
-def gradient(form: ScalarForm, parameter: MatrixSymbol, symmetric=frozenset()) -> MatrixForm:
-    """dL/dP as a :class:`MatrixForm` of the parameter's shape."""
+def _symmetric_atoms(words) -> set:
+    out = set()
+    for w in words:
+        for a in w:
+            if isinstance(a, Sym) and a.symmetric:
+                out.add(a.name)
+            elif isinstance(a, Diag):
+                out |= _symmetric_atoms([a.word])
+    return out
+
+
+def _term_text(term) -> str:
+    from .words import render_word
+    return " ".join(f"tr({render_word(w)})" for w in term.traces) or "a scalar term"
+
+
+def gradient(form: ScalarForm, parameter: MatrixSymbol, symmetric=()) -> MatrixForm:
+    """dL/dP as a :class:`MatrixForm` of the parameter's shape.
+
+    Symbols marked symmetric in the form stay symmetric; ``symmetric`` may
+    name more (MatrixSymbols or names).
+    """
     if not isinstance(form, ScalarForm):
         raise ModelError(f"gradient needs a ScalarForm, got {type(form).__name__}")
     if not isinstance(parameter, MatrixSymbol):
         raise ModelError(f"the parameter must be a MatrixSymbol, got {parameter!r}")
+    symmetric = frozenset(s.name if isinstance(s, MatrixSymbol) else str(s) for s in symmetric)
+    symmetric |= _symmetric_atoms(w for t in form.terms for w in t.traces)
     if parameter.name in symmetric:
         raise ModelError(f"parameter {parameter.name} is declared symmetric; the gradient "
                          "is taken over independent entries only")
@@ -78,7 +100,7 @@ def gradient(form: ScalarForm, parameter: MatrixSymbol, symmetric=frozenset()) -
                 continue
             tensors = net.tensors[:i] + (Tensor(marker, t.col, t.row),) + net.tensors[i + 1:]
             factor, scalars, traces = to_traces(Network(tensors, net.dims), symmetric,
-                                                f"d/d{parameter.name} of a term")
+                                                f"d/d{parameter.name} of {_term_text(term)}")
             hit = [w for w in traces if _contains(w, marker)]
             others = [w for w in traces if not _contains(w, marker)]
             if len(hit) != 1:  # pragma: no cover - the marker is one tensor of one closed path
