@@ -22,7 +22,7 @@ import sys
 import numpy as np
 import pytest
 import sympy as sp
-from sympy import Identity, Inverse, MatrixSymbol, Trace
+from sympy import Inverse, MatrixSymbol, Trace
 
 from symicl import symbols
 from symicl.context import Context

@@ -15,7 +15,6 @@ is a scalar factor and is differentiated as one.
 
 from __future__ import annotations
 
-import sympy as sp
 from sympy.matrices.expressions import MatrixSymbol
 
 from ..errors import ModelError

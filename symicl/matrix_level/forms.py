@@ -26,7 +26,7 @@ import sympy as sp
 from sympy.matrices.expressions import MatrixSymbol
 
 from ..errors import ModelError
-from .words import Diag, Sym, canon_trace, canon_word, render_word, transpose, word_key
+from .words import Sym, canon_trace, canon_word, render_word, transpose, word_key
 
 __all__ = ["Term", "ScalarForm", "MatrixForm"]
 
