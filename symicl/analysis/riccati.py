@@ -289,14 +289,25 @@ def _propagators(F, h, dps):
     return mpmath.expm(F * h), K
 
 
+_ILL_CONDITIONED = ("I + Q^T K(h) Q is numerically not positive definite: the step is too long "
+                    "(its condition grows like e^{2 |F| h}); use a smaller max_step (the default "
+                    "|F| h <= 1) or more digits")
+
+
 def _step(Q, E, K, dps):
     """Q <- e^{Fh} Q L^{-T}, L L^T = I + Q^T K(h) Q."""
     if dps is None:
         M = np.eye(Q.shape[1]) + Q.T @ K @ Q
-        L = np.linalg.cholesky((M + M.T) / 2)
+        try:
+            L = np.linalg.cholesky((M + M.T) / 2)
+        except np.linalg.LinAlgError:
+            raise ModelError(_ILL_CONDITIONED) from None
         return scipy.linalg.solve_triangular(L, (E @ Q).T, lower=True).T
     M = mpmath.eye(Q.cols) + Q.T * K * Q
-    L = mpmath.cholesky((M + M.T) / 2)
+    try:
+        L = mpmath.cholesky((M + M.T) / 2)
+    except ValueError:
+        raise ModelError(_ILL_CONDITIONED) from None
     # Q L^{-T} = (L^{-1} Q^T)^T, forward substitution column by column
     X = (E * Q).T
     out = mpmath.matrix(X.rows, X.cols)
