@@ -79,3 +79,19 @@ def test_committed_derivations_are_current():
 
     root = pathlib.Path(__file__).resolve().parents[1] / "derivations"
     assert write_all(str(root), check=True, log=lambda m: None) == []
+
+
+def test_standalone_latex_compiles_with_pdflatex(tmp_path):
+    import shutil
+
+    import pytest
+
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed")
+    tex = tmp_path / "aligned.tex"
+    assert main(["derive", "linear-transformer", "--dim", "2", "--reduction", "aligned",
+                 "--format", "latex", "--standalone", "-o", str(tex)]) == 0
+    run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert (tmp_path / "aligned.pdf").stat().st_size > 1000
