@@ -85,8 +85,11 @@ class Ring:
             raise NotPolynomialError(f"{what} is not polynomial: offending term {bad}")
         return self.ring.from_expr(expr) if self.gens else self.ring(expr)
 
-    def monomial(self, exps: tuple[int, ...], coeff=1) -> PolyElement:
-        return self.ring.from_dict({exps: sp.QQ(coeff)}) if self.gens else self.ring(coeff)
+    def from_dict(self, terms: dict) -> PolyElement:
+        """The polynomial sum_m terms[m] x^m (exponent tuples over the generators)."""
+        if not self.gens:
+            return self.ring(sum(terms.values(), sp.QQ(0)))
+        return self.ring.from_dict(terms)
 
     def to_expr(self, poly: PolyElement) -> sp.Expr:
         if not self.gens:

@@ -222,7 +222,7 @@ class Expectation:
         for random_exps, bucket in groups.items():
             m = self.moment(random_exps)
             if m:
-                total = total + m * self.coefficients.ring.from_dict(bucket)
+                total = total + m * self.coefficients.from_dict(bucket)
         return total
 
     def __call__(self, expr) -> sp.Expr:

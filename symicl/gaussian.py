@@ -176,6 +176,8 @@ class MomentTable:
         if len(block) == 1:
             k = alpha[0]
             c = self._c[block[0]][block[0]]
+            if c is None:  # zero variance: the variable is the constant 0
+                return self.zero
             return c ** (k // 2) * double_factorial(k - 1)
         key = (tuple(block), alpha)
         hit = self._memo.get(key)

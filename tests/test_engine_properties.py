@@ -25,16 +25,10 @@ from symicl.gaussian import Gaussian, double_factorial
 
 SETTINGS = dict(derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-# Engine bug (symicl at 43376ac): an expectation whose answer contains no symbol
-# (numeric covariance, numeric coefficients, numeric N) raises "ValueError: not
-# enough values to unpack" inside sympy's ring code.  Numeric cases below ask
-# for E[t f] with a constant symbol t and set t = 1, which is exact by
-# linearity; tests/test_engine_sympy_stats.py keeps the plain call as a strict xfail.
-T = sp.Symbol("t_marker", real=True)
 
 
 def numeric_expectation(expr, dist):
-    return expectation(T * expr, dist).xreplace({T: 1})
+    return expectation(expr, dist)
 
 
 def xs(n, name="x"):
@@ -60,22 +54,10 @@ def factor_matrix(draw, n):
                     dtype=np.int64).reshape(n, n)
 
 
-def no_zero_variance(a):
-    """Every variance (A A^T)_ii = |row i of A|^2 is positive.
-
-    Engine bug (symicl at 43376ac): a variable with variance exactly 0 and an
-    even exponent >= 2 makes the engine raise TypeError (None ** k in
-    MomentTable._block_moment); see test_zero_variance_variable below (strict
-    xfail).  Singular covariances with positive variances (rank-deficient A)
-    are still drawn.
-    """
-    return bool(np.all(np.any(a != 0, axis=1)))
-
-
 @st.composite
 def gaussian_polynomial(draw):
     n = draw(st.integers(2, 3))
-    a = draw(factor_matrix(n).filter(no_zero_variance))
+    a = draw(factor_matrix(n))
     terms = draw(st.lists(st.tuples(st.integers(-3, 3).filter(bool), exponents(n)),
                           min_size=1, max_size=4))
     return n, a, terms
@@ -140,16 +122,15 @@ def test_second_moments_are_the_covariance():
             assert sp.expand(expectation(x[i] * x[j], g) - SYM3[i, j]) == 0
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="engine bug: a zero-variance variable with an even power >= 2 raises TypeError")
 def test_zero_variance_variable():
     """x ~ N(0, 0) is the constant 0 (a valid PSD covariance): E[t x^2] must be 0."""
     x = xs(2)
-    assert expectation(T * x[0] ** 2 * x[1] ** 2, Gaussian(x, [[1, 0], [0, 0]])) == 0
+    assert expectation(x[0] ** 2 * x[1] ** 2, Gaussian(x, [[1, 0], [0, 0]])) == 0
+    assert expectation(x[0] ** 2, Gaussian(x, [[1, 0], [0, 0]])) == 1
 
 
 @settings(max_examples=20, **SETTINGS)
-@given(factor_matrix(3).filter(no_zero_variance), st.integers(0, 2), st.integers(0, 2))
+@given(factor_matrix(3), st.integers(0, 2), st.integers(0, 2))
 def test_second_moments_numeric_covariance(a, i, j):
     x = xs(3)
     cov = (a @ a.T).tolist()

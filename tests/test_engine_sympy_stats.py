@@ -21,17 +21,10 @@ from symicl.models import build
 s, s1, s2, s3 = sp.symbols("s s_1 s_2 s_3", positive=True)
 a, b = sp.symbols("a b", real=True)
 
-# Engine bug (symicl at 43376ac): when the answer contains no symbol at all
-# (numeric covariance and numeric coefficients) ``expectation`` raises
-# "ValueError: not enough values to unpack" inside sympy's ring code.  The
-# numeric-covariance comparisons therefore multiply the integrand by a constant
-# symbol t (E[t f] = t E[f], exact) and set t = 1; the plain call is kept as a
-# strict xfail below so the fix is noticed.
-T = sp.Symbol("t_marker", real=True)
 
 
 def engine_value(expr, dist):
-    return expectation(T * expr, dist).xreplace({T: 1})
+    return expectation(expr, dist)
 
 
 def xs(n, name="x"):
@@ -103,8 +96,6 @@ def test_numeric_covariance_moment(cov, exps):
     assert same(mine, theirs)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="engine bug: an expectation with a symbol-free answer raises ValueError")
 def test_numeric_answer_without_marker():
     x = xs(2)
     assert expectation(x[0] ** 2 * x[1] ** 2, Gaussian(x, [[2, 1], [1, 3]])) == 8
