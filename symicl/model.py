@@ -144,6 +144,14 @@ class Model:
         """The expected-gradient flow d theta/dt = -dL/dtheta (unit learning rate)."""
         return {p: self._engine.to_expr(-g) for p, g in self._gradient.items()}
 
+    def jacobian(self) -> sp.Matrix:
+        """J_ij = dF_i/dtheta_j of the flow F = -grad L (minus the Hessian of L)."""
+        ring = self._engine.coefficients
+        gens = [ring.ring.gens[ring.index[p]] for p in self.parameters]
+        grads = [self._gradient[p] for p in self.parameters]
+        return sp.Matrix(len(gens), len(gens),
+                         lambda i, j: self._engine.to_expr(-grads[i].diff(gens[j])))
+
     def parameter(self, name: str) -> sp.Symbol:
         """The parameter symbol called ``name``."""
         for p in self.parameters:

@@ -1,0 +1,81 @@
+"""Loaded kernels of one model: loss, flow and Jacobian as fast functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import SymiclError
+from ..model import Model
+from .cache import kernel_key, load_or_write
+from .source import GENERATOR_VERSION, module_source
+
+__all__ = ["Kernels", "kernels"]
+
+BACKENDS = ("numpy", "numba")
+
+
+class Kernels:
+    """Generated loss L(theta), flow F(theta) = -grad L and Jacobian dF/dtheta.
+
+    ``theta`` follows ``parameters``; ``c`` holds the numeric constants in the
+    order of ``constants`` (see :meth:`constants_vector`).  The NumPy back end
+    also accepts ``theta`` of shape (P, batch).
+    """
+
+    def __init__(self, module: ModuleType, path: Path, backend: str, generated: bool):
+        self.module, self.path, self.backend, self.generated = module, path, backend, generated
+        self.parameters: tuple[str, ...] = module.PARAMETERS
+        self.constants: tuple[str, ...] = module.CONSTANTS
+
+    def constants_vector(self, values: Mapping[str, float]) -> np.ndarray:
+        """The constants as the float vector ``c`` the kernels take."""
+        missing = [c for c in self.constants if c not in values]
+        if missing:
+            raise SymiclError(f"values missing for constants {', '.join(missing)}")
+        extra = sorted(set(values) - set(self.constants))
+        if extra:
+            raise SymiclError(f"unknown constants {', '.join(extra)}; the kernels take "
+                              f"{', '.join(self.constants) or 'none'}")
+        c = np.array([float(values[k]) for k in self.constants], dtype=float)
+        if not np.all(np.isfinite(c)):
+            raise SymiclError("constants must be finite numbers")
+        return c
+
+    def _theta(self, theta) -> np.ndarray:
+        theta = np.asarray(theta, dtype=float)
+        if theta.shape[:1] != (len(self.parameters),):
+            raise SymiclError(f"theta has leading size {theta.shape[:1]}, expected "
+                              f"{len(self.parameters)} parameters")
+        return theta
+
+    def loss(self, theta, c):
+        return self.module.loss(self._theta(theta), c)
+
+    def flow(self, theta, c, out=None):
+        theta = self._theta(theta)
+        return self.module.flow(theta, c, np.empty_like(theta) if out is None else out)
+
+    def jacobian(self, theta, c, out=None):
+        theta = self._theta(theta)
+        if out is None:
+            out = np.empty((theta.shape[0],) + theta.shape)
+        return self.module.jacobian(theta, c, out)
+
+
+def kernels(model: Model, backend: str = "numba") -> Kernels:
+    """Generate (or load from the cache) the kernels of ``model``."""
+    if backend not in BACKENDS:
+        raise SymiclError(f"unknown back end {backend!r}; choose one of {', '.join(BACKENDS)}")
+    params, consts = model.parameters, model.constants
+    loss, flow = model.expected_loss(), model.flow()
+    key = kernel_key(GENERATOR_VERSION, backend, model.name, repr(sorted(model.options.items())),
+                     ",".join(p.name for p in params), ",".join(c.name for c in consts),
+                     str(loss), *(str(flow[p]) for p in params))
+    module, path, generated = load_or_write(key, lambda: module_source(
+        model.name, model.options, params, consts, loss, [flow[p] for p in params],
+        model.jacobian(), backend))
+    return Kernels(module, path, backend, generated)
