@@ -128,7 +128,8 @@ def test_unbalanced_start_is_refused():
     with pytest.raises(NotBalancedError, match="not balanced.*integrate the flow"):
         mode.check_start(0.3, 0.1)
     start = mode.start(sp.Rational(1, 10))
-    assert start[mode.p] == start[mode.q] and same(start[mode.p] * start[mode.q], sp.Rational(1, 10))
+    assert start[mode.p] == start[mode.q]
+    assert same(start[mode.p] * start[mode.q], sp.Rational(1, 10))
 
 
 # -- logistic modes: numerical agreement with the integrated flow -------------------------------
@@ -140,7 +141,8 @@ def _logistic_cases():
     paper_consts = {**consts, **{k: v.xreplace(consts) for k, v in sinf.items()}}
     iso = build("linear-transformer", dim=2, reduction="aligned", tasks="isotropic",
                 N=4, spectrum=[sp.Rational(3, 4), sp.Rational(3, 4)])
-    dln = build("deep-linear", n_in=2, n_hidden=2, n_out=2, teacher=[[3, 0], [0, sp.Rational(1, 2)]])
+    dln = build("deep-linear", n_in=2, n_hidden=2, n_out=2,
+                teacher=[[3, 0], [0, sp.Rational(1, 2)]])
     off = {"W1_1_2": 0, "W1_2_1": 0, "W2_1_2": 0, "W2_2_1": 0}
     return [
         ("paper", paper, paper_consts, [("p_1", "q_1", {}), ("p_2", "q_2", {})],
@@ -185,6 +187,11 @@ def test_riccati_form_derived_from_the_flow(sizes):
     T = symbols.matrix("T", o, i)
     assert form.F == sp.Matrix.vstack(sp.Matrix.hstack(sp.zeros(i, i), T.T),
                                       sp.Matrix.hstack(T, sp.zeros(o, o)))      # Braun et al.'s F
+    values = np.arange(1, i * o + 1, dtype=float).reshape(o, i)
+    assert np.array_equal(form.F_numeric(teacher=values),
+                          np.block([[np.zeros((i, i)), values.T], [values, np.zeros((o, o))]]))
+    with pytest.raises(ModelError, match="give the teacher"):
+        form.F_numeric()
     # the residual dP/dt - (FP + PF - P^2) is not 0 in general, but is 0 on W1 W1^T = W2^T W2
     rng = np.random.default_rng(1)
     r = min(i, h, o)
@@ -223,7 +230,8 @@ def _balanced(i, h, o, scale, seed):
     rng = np.random.default_rng(seed)
     r = min(i, h, o)
     C = sp.Matrix(h, r, lambda *_: sp.Rational(int(rng.integers(-9, 10)), 10) * scale)
-    return C * _rational_orthogonal(i, seed + 1)[:, :r].T, _rational_orthogonal(o, seed + 2)[:, :r] * C.T
+    U1, U2 = _rational_orthogonal(i, seed + 1)[:, :r], _rational_orthogonal(o, seed + 2)[:, :r]
+    return C * U1.T, U2 * C.T
 
 
 def _flow_P(model, form, states, to):

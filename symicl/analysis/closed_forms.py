@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import mpmath
 import sympy as sp
@@ -112,7 +112,8 @@ class LogisticMode:
                 f"({self.p} - {'-' if self.sign < 0 else ''}sqrt({self.balance}) {self.q} = "
                 f"{p0 - self.sign * c ** 0.5 * q0:.3g}); the logistic closed form holds only "
                 f"on {self.p} = {'-' if self.sign < 0 else ''}sqrt({self.balance}) {self.q}: "
-                "integrate the flow instead (integrate_taylor or scipy solve_ivp on model.flow())")
+                "integrate the flow instead (symicl.analysis.integrate: integrate_ivp or "
+                "integrate_taylor on model.flow())")
 
     def value(self, t, a0, constants: Mapping | None = None, dps: int = 50):
         """a(t) as an mpmath number at ``dps`` digits."""
@@ -144,7 +145,8 @@ def paper_mode_model(dim: int) -> tuple[Model, dict[sp.Symbol, sp.Expr]]:
     N = symbols.context_length()
     p, q = symbols.vector("p", dim), symbols.vector("q", dim)
     loss = sp.Rational(1, 2) * sum(
-        s[a] * (s[a] * (p[a] * q[a]) ** 2 * sinf[a] - 2 * s[a] * p[a] * q[a] + 1) for a in range(dim))
+        s[a] * (s[a] * (p[a] * q[a]) ** 2 * sinf[a] - 2 * s[a] * p[a] * q[a] + 1)
+        for a in range(dim))
     model = Model("paper-per-mode", {"p": sp.Matrix(p), "q": sp.Matrix(q)}, loss=loss,
                   options={"dim": dim, "approximate": "the ICL paper's per-mode loss"})
     return model, {sinf[a]: ((N + 1) * s[a] + sum(s)) / N for a in range(dim)}

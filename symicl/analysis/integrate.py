@@ -156,8 +156,8 @@ def integrate_ivp(flow: Mapping[sp.Symbol, sp.Expr], start: Mapping[sp.Symbol, o
     exprs = [sp.sympify(flow[v]).xreplace(subs) for v in variables]
     stray = set().union(*(e.free_symbols for e in exprs)) - set(variables)
     if stray:
-        raise ModelError(f"the flow still holds symbols {', '.join(sorted(s.name for s in stray))}: "
-                         "give them values")
+        names = ", ".join(sorted(s.name for s in stray))
+        raise ModelError(f"the flow still holds symbols {names}: give them values")
     f = sp.lambdify([variables], exprs, modules="numpy", cse=True)
     y0 = [float(sp.N(sp.sympify(start[v]))) for v in variables]
     times = [float(t) for t in times]

@@ -29,7 +29,6 @@ M = I + Q^T K(h) Q = L L^T,  Q <- e^{Fh} Q L^{-T}, which keeps rank P <= h.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import product
 from typing import Sequence
 
 import mpmath
@@ -172,7 +171,8 @@ def riccati_form(model: Model) -> RiccatiForm:
     for r in range(n):
         for k in range(h):
             if sum((m * B[ab] for ab, m in cert[r][k].items()), ring.zero) != E[r][k]:
-                raise ModelError("internal: the balance certificate does not expand to the residual")
+                raise ModelError("internal: the balance certificate does not expand to "
+                                 "the residual")
     Pdot = _add(_mul(Qdot, QT, ring), _mul(Q, _transpose(Qdot), ring))
     FP, PF, PP = _mul(F, P, ring), _mul(P, F, ring), _mul(P, P, ring)
     residual = [[Pdot[r][c] - FP[r][c] - PF[r][c] + PP[r][c] for c in range(n)] for r in range(n)]
@@ -233,7 +233,8 @@ def zero_balanced_factor(W1, W2, *, dps: int | None = None, tol: float | None = 
     Default tolerances: 1e-10 (double), 10^-(dps - 10) (mpmath).
     """
     if dps is None:
-        W1, W2 = np.atleast_2d(np.asarray(W1, dtype=float)), np.atleast_2d(np.asarray(W2, dtype=float))
+        W1 = np.atleast_2d(np.asarray(W1, dtype=float))
+        W2 = np.atleast_2d(np.asarray(W2, dtype=float))
         if W1.shape[0] != W2.shape[1]:
             raise ModelError(f"W1 is {W1.shape} and W2 is {W2.shape}: "
                              "W1 must be hidden x in and W2 out x hidden")
@@ -262,7 +263,8 @@ def zero_balanced_factor(W1, W2, *, dps: int | None = None, tol: float | None = 
             f"the weights are not zero-balanced: ||W1 W1^T - W2^T W2||_F = {float(gap):.3g} "
             f"(relative {float(gap / scale) if scale else float('inf'):.3g} > {float(tol):.3g}); "
             "the Riccati closed form holds only for W1 W1^T = W2^T W2: integrate the flow "
-            "instead (integrate_taylor or scipy solve_ivp on model.flow())")
+            "instead (symicl.analysis.integrate: integrate_ivp or integrate_taylor on "
+            "model.flow())")
     return Q0
 
 
