@@ -25,7 +25,7 @@ from .export.names import latex
 from .files import write_atomic
 from .matrix_level import build as build_matrix
 from .model import Model
-from .models import build
+from .models import build, per_mode_model
 
 __all__ = ["CONFIGS", "Config", "render", "write_all"]
 
@@ -74,15 +74,7 @@ def _per_mode_difference(model: Model) -> sp.Expr | None:
     """
     if model.options.get("reduction") != "aligned" or model.options.get("tasks") != "aligned":
         return None
-    scalar = build("linear-transformer", dim=model.options["dim"], reduction="aligned",
-                   tasks="isotropic")
-    d = model.options["dim"]
-    p_scalar = scalar.parameter("p_1")
-    q = [model.parameter(f"q_{a}") for a in range(1, d + 1)]
-    p = [model.parameter(f"p_{a}") for a in range(1, d + 1)]
-    # scalar model: gains a_a = p q_a; substitute p -> 1, q_a -> p_a q_a
-    per_mode = scalar.expected_loss().xreplace({p_scalar: 1}).xreplace(
-        {qa: pa * qa for pa, qa in zip(p, q)})
+    per_mode = per_mode_model(model.options["dim"]).expected_loss()
     return sp.factor(sp.expand(model.expected_loss() - per_mode))
 
 

@@ -22,7 +22,7 @@ from sympy.polys.rings import PolyElement
 
 from .algebra import Ring, exact
 from .context import Context, coincidence_weight, set_partitions
-from .errors import DistributionError, NotPolynomialError
+from .errors import DistributionError
 from .gaussian import Gaussian, MomentTable
 
 __all__ = ["Distribution", "Expectation", "expectation"]

@@ -16,7 +16,7 @@ expected-gradient flow  d theta / dt = -grad L(theta)  (unit learning rate).
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import sympy as sp
 from sympy.polys.rings import PolyElement

@@ -26,8 +26,8 @@ from the literature:
    order as a0 -> 0.
 
 The solution is verified by substitution into da/dt = g(a) and a(0) = a0.
-:func:`paper_mode_model` builds the ICL paper's *approximate* per-mode model
-from its loss, for comparison with the exact flow.
+The ICL paper's per-mode model is :func:`symicl.models.per_mode_model`,
+derived from the scalar-task transformer.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from .. import symbols
 from ..errors import ModelError
 from ..model import Model
 
-__all__ = ["LogisticMode", "NotBalancedError", "logistic_mode", "paper_mode_model"]
+__all__ = ["LogisticMode", "NotBalancedError", "logistic_mode"]
 
 
 class NotBalancedError(ModelError):
@@ -127,29 +127,6 @@ class LogisticMode:
             "p", "q", "balance", "conserved", "invariance", "ode", "rate", "fixed_point", "a_inf",
             "tau",
             "solution", "t_half", "t_escape")}
-
-
-def paper_mode_model(dim: int) -> tuple[Model, dict[sp.Symbol, sp.Expr]]:
-    """The ICL paper's *approximate* per-mode model, defined by its loss.
-
-    L_paper = (1/2) sum_a s_a (s_a (p_a q_a)^2 sinf_a - 2 s_a p_a q_a + 1),
-    sinf_a = ((N+1) s_a + Tr S)/N.  Returned with sinf_a as constant symbols
-    ``sinf_a`` (a loss-only model must be polynomial in its constants) and the
-    substitution sinf_a -> ((N+1) s_a + Tr S)/N.  It is not symicl's exact
-    flow: the exact aligned flow couples the modes at finite N.
-    """
-    if not isinstance(dim, int) or dim < 1:
-        raise ModelError(f"dimension must be a positive integer, got {dim!r}")
-    s = symbols.spectrum(dim)
-    sinf = symbols.spectrum(dim, "sinf")
-    N = symbols.context_length()
-    p, q = symbols.vector("p", dim), symbols.vector("q", dim)
-    loss = sp.Rational(1, 2) * sum(
-        s[a] * (s[a] * (p[a] * q[a]) ** 2 * sinf[a] - 2 * s[a] * p[a] * q[a] + 1)
-        for a in range(dim))
-    model = Model("paper-per-mode", {"p": sp.Matrix(p), "q": sp.Matrix(q)}, loss=loss,
-                  options={"dim": dim, "approximate": "the ICL paper's per-mode loss"})
-    return model, {sinf[a]: ((N + 1) * s[a] + sum(s)) / N for a in range(dim)}
 
 
 _R, _K = sp.Symbol("r", positive=True), sp.Symbol("K", positive=True)

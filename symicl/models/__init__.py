@@ -7,9 +7,9 @@ import inspect
 from ..errors import ModelError
 from ..model import Model
 from .deep_linear import deep_linear
-from .linear_transformer import linear_transformer
+from .linear_transformer import linear_transformer, per_mode_model
 
-__all__ = ["BUILTINS", "build", "deep_linear", "linear_transformer"]
+__all__ = ["BUILTINS", "build", "deep_linear", "linear_transformer", "per_mode_model"]
 
 BUILTINS = {
     "linear-transformer": linear_transformer,

@@ -37,7 +37,7 @@ from ..expectation import Distribution
 from ..gaussian import Gaussian
 from ..model import Model
 
-__all__ = ["linear_transformer", "TASKS", "REDUCTIONS"]
+__all__ = ["linear_transformer", "per_mode_model", "TASKS", "REDUCTIONS"]
 
 TASKS = ("aligned", "isotropic")
 REDUCTIONS = ("none", "null-zero", "aligned")
@@ -131,3 +131,24 @@ def linear_transformer(dim: int = 1, reduction: str = "none", tasks: str = "alig
                "spectrum": "symbolic" if spectrum is None else [str(v) for v in s]}
     return Model("linear-transformer", blocks, Distribution(task, query, context),
                  prediction=prediction, target=target, options=options)
+
+
+def per_mode_model(dim: int = 1, N=None, spectrum: Sequence | None = None) -> Model:
+    """The per-mode approximation of the aligned transformer, derived.
+
+    With scalar tasks y = w^T x the aligned reduction's exact loss depends on
+    the gains a_a = p q_a mode by mode.  Writing a_a = p_a q_a in it gives the
+    per-mode loss of the vector model (the ICL paper's approximation),
+
+        L_pm(p, q) = L_scalar(p = 1, q_a = p_a q_a),
+
+    a model defined by its loss, with the parameters p_a, q_a of the aligned
+    reduction.  It differs from the exact aligned loss at order 1/N.
+    """
+    scalar = linear_transformer(dim, reduction="aligned", tasks="isotropic", N=N, spectrum=spectrum)
+    p, q = symbols.vector("p", dim), symbols.vector("q", dim)
+    loss = scalar.expected_loss().xreplace({scalar.parameter("p_1"): 1})
+    loss = loss.xreplace({qa: pa * qa for pa, qa in zip(p, q)})
+    options = {**scalar.options, "tasks": "aligned", "reduction": "per-mode"}
+    return Model("linear-transformer-per-mode", {"P22": sp.diag(*p), "Q11": sp.diag(*q)},
+                 loss=loss, options=options)
