@@ -90,6 +90,41 @@ def cmd_derive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan_overrides(args: argparse.Namespace, plan_cls) -> dict:
+    fields = set(plan_cls.__dataclass_fields__)
+    out = {}
+    for name in ("dim", "N", "spectrum", "tasks", "eta", "batch", "seeds", "t_end", "seed"):
+        value = getattr(args, f"v_{name}", None)
+        if value is not None and name in fields:
+            out[name] = tuple(value) if name == "spectrum" else value
+    return out
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    import json
+
+    from .verify import PLANS
+    from .verify.report import table, write_json
+
+    plan_cls, run = PLANS[args.model]
+    overrides = _plan_overrides(args, plan_cls)
+    plan = plan_cls.quick(**overrides) if args.quick else plan_cls(**overrides)
+    start = time.perf_counter()
+    checks, extra = run(plan, out=args.out, progress=not args.no_progress)
+    print(table(checks))
+    failed = [c for c in checks if not c.passed]
+    elapsed = time.perf_counter() - start
+    write_json(f"{args.out}/report.json", args.model, json.loads(json.dumps(extra["plan"])),
+               checks, {k: v for k, v in extra.items() if k != "plan"})
+    files = [f"{args.out}/report.json"]
+    if not args.no_plots:
+        module = __import__(run.__module__, fromlist=["plot"])
+        files += module.plot(extra, args.out)
+    print(f"\n{len(checks) - len(failed)} passed, {len(failed)} failed "
+          f"({elapsed:.1f} s); wrote {', '.join(files)}")
+    return 1 if failed else 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     import inspect
 
@@ -148,6 +183,31 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--hidden", dest="n_hidden", type=int, default=2, help="hidden size")
     g.add_argument("--out", dest="n_out", type=int, default=2, help="output size")
     p.set_defaults(func=cmd_derive)
+
+    v = sub.add_parser(
+        "verify", help="check a derived flow against real SGD on the model",
+        description="Derive (cached), generate kernels, integrate the flow and run Monte Carlo "
+                    "SGD on the untruncated model; print a table of theory against simulation "
+                    "with standard errors and z-scores, and write report.json and plots to "
+                    "--out. Exits 1 if any check fails.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    v.add_argument("model", choices=sorted(BUILTINS), help="built-in model")
+    v.add_argument("--quick", action="store_true", help="a smaller plan that runs in seconds")
+    v.add_argument("--out", default="symicl-verify", help="folder for report.json and plots")
+    v.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    v.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    v.add_argument("--dim", dest="v_dim", type=int, help="transformer: input dimension")
+    v.add_argument("--N", dest="v_N", type=int, help="transformer: context length")
+    v.add_argument("--spectrum", dest="v_spectrum", type=_spectrum, metavar="S1,S2,...",
+                   help="transformer: input eigenvalues")
+    v.add_argument("--tasks", dest="v_tasks", choices=("aligned", "isotropic"),
+                   help="transformer: task distribution")
+    v.add_argument("--eta", dest="v_eta", type=float, help="SGD learning rate")
+    v.add_argument("--batch", dest="v_batch", type=int, help="SGD batch size")
+    v.add_argument("--seeds", dest="v_seeds", type=int, help="independent SGD runs")
+    v.add_argument("--t-end", dest="v_t_end", type=float, help="flow time t = eta x steps")
+    v.add_argument("--seed", dest="v_seed", type=int, help="random seed")
+    v.set_defaults(func=cmd_verify)
     return top
 
 

@@ -57,9 +57,11 @@ def integrate(model: Model, theta0: Sequence[float] | Mapping[str, float], t_end
     c = k.constants_vector(constants)
     out_f = np.empty_like(theta0)
     out_j = np.empty((theta0.size, theta0.size))
+    implicit = method in ("Radau", "BDF", "LSODA")
+    jac = (lambda t, y: k.jacobian(y, c, out_j).copy()) if implicit else None
     sol = solve_ivp(lambda t, y: k.flow(y, c, out_f).copy(), (0.0, float(t_end)), theta0,
                     method=method, t_eval=t_eval, rtol=rtol, atol=atol,
-                    jac=lambda t, y: k.jacobian(y, c, out_j).copy())
+                    **({"jac": jac} if implicit else {}))
     if not sol.success:
         raise SymiclError(f"integration failed: {sol.message}")
     theta = sol.y.T
