@@ -19,7 +19,7 @@ from ..analysis.conservation import conservation_laws
 from ..codegen import kernels
 from ..models import build
 from ..simulate import DeepLinearSGD, integrate
-from .checks import Check, bound_check, info, z_check
+from .checks import Check, info, z_check
 from .laws import flow_drift_check, gd_law_check
 
 __all__ = ["DeepLinearPlan", "verify_deep_linear"]

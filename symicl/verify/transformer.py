@@ -18,10 +18,9 @@ The plan, each step stated with its estimator and error bar:
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
-import sympy as sp
 
 from ..analysis.conservation import conservation_laws
 from ..codegen import kernels
