@@ -1,0 +1,724 @@
+"""All fixed points of a derived flow, by a complete polynomial-system method.
+
+The fixed points of  d theta/dt = F(theta) = -grad L(theta)  are the real
+zeros of the polynomial system F_1 = ... = F_n = 0.  They are found without
+any local search:
+
+1. *Decomposition.*  A Groebner basis G (lex order) of the system is computed
+   with ``sympy.groebner``.  If an element of G factors, g = f_1 f_2 ..., the
+   zero set splits into the zero sets of G + {f_k}, each decomposed again
+   (the factorising Buchberger algorithm).  A factor that is a sum of even
+   monomials with coefficients of one sign (e.g. 64 q_1^2 + 7 q_2^2) has the
+   same *real* zeros as its monomials, and is replaced by them (or dropped if
+   it has a constant term).  What is left are components V(G) with G
+   irreducible factor by factor.
+
+2. *Dimension.*  The dimension of a component is the size of a largest set U
+   of parameters such that no leading monomial of G involves only U; U are
+   the free parameters of the family (positive dimension) — parameters the
+   flow does not involve at all (inert ones) are free in every component.
+
+3. *Families* (U non-empty, or symbolic constants): triangular
+   back-substitution in the lex basis with the U last, each bound parameter
+   solved from the basis element of lowest degree in it.  Where the leading
+   coefficient c of that element vanishes the solution is not covered, so
+   G + {c} is decomposed too (a triangular decomposition: nothing is lost).
+
+4. *Isolated points with numeric constants*: a separating linear form
+   t = sum k_i theta_i gives the shape  theta_i = g_i(t),  phi(t) = 0  for each
+   irreducible factor phi of the eliminant; the real points are the real roots
+   of phi, isolated exactly (``Poly.real_roots``), and each coordinate is
+   written as a radical (degree <= 2) or a ``CRootOf`` of its own minimal
+   polynomial.  Exactness check: F(g(t)) = 0 mod phi(t).
+
+Components contained in others (radical membership, Rabinowitsch trick) are
+dropped.  Every reported point or family is checked by substitution into the
+flow: exactly (symbolic cancellation, or the remainder mod phi), and
+numerically to 1e-12 at 30 digits at sample points of families.
+
+With symbolic constants (N, s_a, ...) the coefficients live in the field of
+rational functions of the constants: results hold for *generic* constants
+(factors free of the parameters are taken to be non-zero).  Constants named in
+``square_roots`` are written c = r^2 first, so that points involving sqrt(c)
+become rational in r; r is put back as sqrt(c) in the results.
+
+Limits: at most ``max_variables`` active parameters (default 10) and a wall
+clock ``time_budget`` (seconds, enforced with SIGALRM in the main thread);
+beyond either, :class:`FixedPointBudgetError` is raised instead of a hang.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import mpmath
+import sympy as sp
+
+from ..errors import ModelError, SymiclError
+from ..model import Model
+from ..symbols import natural_key
+
+__all__ = [
+    "FixedPoint",
+    "FixedPoints",
+    "FixedPointBudgetError",
+    "fixed_points",
+    "learned_map",
+]
+
+_TOL = 1e-12
+_DIGITS = 30
+
+
+class FixedPointBudgetError(SymiclError):
+    """The polynomial system is too large, or took longer than the time budget."""
+
+
+@dataclass(frozen=True)
+class FixedPoint:
+    """One real fixed point, or one family of them.
+
+    ``values`` maps every parameter to its value: a number, an algebraic
+    number, or an expression in the free parameters ``free`` (a family;
+    a free parameter maps to itself).  ``equations`` are the polynomial
+    equations that define the component (its Groebner basis).  ``inert``
+    lists the free parameters the flow does not involve at all.
+    ``stability`` is filled in by :func:`fixed_points` (``classify=True``).
+    """
+
+    values: dict
+    free: tuple = ()
+    inert: tuple = ()
+    equations: tuple = ()
+    verified: str = ""
+    residual: float = 0.0
+    stability: object = None
+
+    @property
+    def dimension(self) -> int:
+        """Dimension of the family (0 for an isolated point)."""
+        return len(self.free)
+
+    @property
+    def is_family(self) -> bool:
+        return bool(self.free)
+
+    def to_dict(self) -> dict:
+        """Parameter name -> canonical expression string (JSON-ready)."""
+        return {str(p): sp.sstr(v, order="lex") for p, v in
+                sorted(self.values.items(), key=lambda kv: natural_key(kv[0]))}
+
+    def describe(self) -> dict:
+        """Everything about the point as JSON-ready strings."""
+        out = {"values": self.to_dict(), "dimension": self.dimension,
+               "free": [str(p) for p in self.free], "inert": [str(p) for p in self.inert],
+               "equations": [sp.sstr(e, order="lex") for e in self.equations],
+               "verified": self.verified}
+        if self.stability is not None:
+            out["stability"] = self.stability.to_dict()
+        return out
+
+    def numeric(self, free_values: Mapping | None = None, digits: int = 15) -> dict:
+        """Numeric values (floats), the free parameters set from ``free_values`` (default 1)."""
+        sub = {p: sp.sympify((free_values or {}).get(p, (free_values or {}).get(str(p), 1)))
+               for p in self.free}
+        return {p: float(sp.N(sp.sympify(v).xreplace(sub), digits)) for p, v in self.values.items()}
+
+
+@dataclass(frozen=True)
+class FixedPoints:
+    """All real fixed points of a model's flow (points and families).
+
+    ``constants`` are the values substituted for the model's constants;
+    ``dropped`` records components left out and why (no real points),
+    so that nothing is missed silently.
+    """
+
+    model: str
+    parameters: tuple
+    points: list
+    constants: dict = field(default_factory=dict)
+    dropped: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    def __iter__(self):
+        return iter(self.points)
+
+    def __len__(self):
+        return len(self.points)
+
+    def by_kind(self, kind: str) -> list:
+        """The points whose stability kind is ``kind`` (stable, saddle, ...)."""
+        return [p for p in self.points if p.stability is not None and p.stability.kind == kind]
+
+    def stable(self) -> list:
+        return self.by_kind("stable")
+
+    def to_dict(self) -> list:
+        """The ``fixed_points`` list of the derivation JSON: name -> expression string maps."""
+        return [p.to_dict() for p in self.points]
+
+    def describe(self) -> dict:
+        return {"model": self.model, "constants": {str(k): str(v) for k, v in
+                                                    sorted(self.constants.items(),
+                                                           key=lambda kv: natural_key(kv[0]))},
+                "fixed_points": [p.describe() for p in self.points],
+                "dropped": list(self.dropped)}
+
+
+# ---------------------------------------------------------------------------
+# time budget
+
+
+@contextmanager
+def _budget(seconds):
+    """Raise FixedPointBudgetError after ``seconds`` (main thread only, SIGALRM)."""
+    usable = (seconds is not None and seconds > 0 and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def _alarm(signum, frame):
+        raise FixedPointBudgetError(
+            f"fixed-point computation exceeded its time budget of {seconds:g} s; "
+            "fix more constants numerically, use a reduction, or raise time_budget")
+
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# ---------------------------------------------------------------------------
+# the polynomial system
+
+
+class _System:
+    """The flow as polynomials in the active parameters over QQ or QQ(constants)."""
+
+    def __init__(self, flow: dict, params: list, consts: list, assumptions_of: dict):
+        self.params = params
+        self.consts = consts
+        self.flow = flow
+        eqs = []
+        for p in params:
+            num = sp.numer(sp.together(sp.expand(flow[p])))
+            if num != 0:
+                eqs.append(sp.expand(num))
+        self.active = [p for p in params if any(e.has(p) for e in eqs)]
+        self.inert = [p for p in params if p not in self.active]
+        self.domain = sp.QQ if not consts else sp.QQ.frac_field(*consts)
+        self.eqs = eqs
+        self.assumptions_of = assumptions_of
+
+    def gb(self, polys, gens=None):
+        gens = gens or self.active
+        polys = [p for p in polys if p != 0]
+        if not polys:
+            return []
+        G = sp.groebner(polys, *gens, order="lex", domain=self.domain)
+        return [sp.expand(sp.numer(sp.together(g))) for g in G.exprs]
+
+    # -- signs under the constants' assumptions -------------------------------
+    def sign(self, expr) -> int | None:
+        expr = sp.factor(sp.sympify(expr))
+        if expr.is_positive:
+            return 1
+        if expr.is_negative:
+            return -1
+        return None
+
+    # -- real-zero preserving factorisation -----------------------------------
+    def branches(self, g):
+        """Alternatives (lists of polynomials) whose real zeros cover those of g.
+
+        ``None`` when g is irreducible and not definite (no split)."""
+        _, factors = sp.factor_list(g)
+        factors = [f for f, _ in factors if f.has(*self.active)]
+        out = []
+        for f in factors:
+            alt = self._definite(f)
+            if alt == "none":
+                continue
+            out.append(alt if alt is not None else [f])
+        if len(out) == 1 and len(factors) == 1 and out[0] == [g]:
+            return None
+        return out
+
+    def _definite(self, f):
+        """For f = sum c_m theta^(2m) with all c_m of one sign: its monomials' radicals."""
+        poly = sp.Poly(f, *self.active)
+        terms = poly.terms()
+        if not all(all(e % 2 == 0 for e in m) for m, _ in terms):
+            return None
+        signs = {self.sign(c) for _, c in terms}
+        if len(signs) != 1 or None in signs:
+            return None
+        if any(all(e == 0 for e in m) for m, _ in terms):
+            return "none"
+        return [sp.Mul(*[v for v, e in zip(self.active, m) if e]) for m, _ in terms]
+
+
+def _reduces_to_zero(system, G, f):
+    if not G:
+        return f == 0
+    Gb = sp.groebner(G, *system.active, order="lex", domain=system.domain)
+    return Gb.reduce(f)[1] == 0
+
+
+def _decompose(system, polys, deadline, depth=0, out=None):
+    """Components V(G) covering the real zeros of ``polys`` (lists of GB expressions)."""
+    if out is None:
+        out = []
+    if depth > 60:
+        raise FixedPointBudgetError("fixed-point decomposition did not terminate (depth > 60)")
+    G = system.gb(polys)
+    if any(g.is_number and g != 0 for g in G):
+        return out
+    for g in G:
+        alts = system.branches(g)
+        if alts is None:
+            continue
+        if all(all(_reduces_to_zero(system, G, f) for f in alt) for alt in alts):
+            continue
+        for alt in alts:
+            _decompose(system, G + list(alt), deadline, depth + 1, out)
+        return out
+    out.append(G)
+    return out
+
+
+def _leading_support(system, G, gens):
+    out = []
+    for g in G:
+        lm = sp.Poly(g, *gens).monoms(order="lex")[0]
+        out.append({v for v, e in zip(gens, lm) if e})
+    return out
+
+
+def _independent_sets(system, G):
+    """Maximal independent sets of parameters (all of the largest size), preferred first."""
+    active = system.active
+    supports = _leading_support(system, G, active)
+    for size in range(len(active), -1, -1):
+        found = [set(U) for U in itertools.combinations(active, size)
+                 if not any(s <= set(U) for s in supports)]
+        if found:
+            return found
+    return [set()]
+
+
+def _contained(system, GA, GB) -> bool:
+    """V(GA) is a subset of V(GB): every element of GB is in the radical of GA."""
+    t = sp.Dummy("t")
+    gens = system.active + [t]
+    for b in GB:
+        G = sp.groebner(GA + [1 - t * b], *gens, order="lex", domain=system.domain)
+        if not (len(G.exprs) == 1 and G.exprs[0].is_number):
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------
+# solving a component
+
+
+def _is_zero(expr) -> bool:
+    expr = sp.sympify(expr)
+    if expr == 0:
+        return True
+    e = sp.cancel(sp.together(expr))
+    if e == 0:
+        return True
+    e = sp.simplify(sp.radsimp(e))
+    return e == 0
+
+
+def _parametrise(system, G, U, extra):
+    """Branches {param: expr in U} of V(G), plus special components appended to ``extra``."""
+    bound = [p for p in system.active if p not in U]
+    free = [p for p in system.active if p in U]
+    gens = bound + free
+    GG = system.gb(G, gens)
+    branches = [{}]
+    for x in reversed(bound):
+        later = set(bound[bound.index(x) + 1:]) | set(free)
+        pivots = [g for g in GG if g.has(x) and g.free_symbols & set(system.active) <= later | {x}]
+        if not pivots:
+            return None
+        pivot = min(pivots, key=lambda g: (sp.degree(g, x), len(sp.Add.make_args(g))))
+        lc = sp.Poly(pivot, x).LC()
+        if lc.has(*system.active):
+            _, lcf = sp.factor_list(lc)
+            for f, _ in lcf:
+                if f.has(*system.active) and not _reduces_to_zero(system, GG, f):
+                    extra.append(G + [f])
+        new = []
+        for br in branches:
+            eq = sp.expand(pivot.xreplace(br))
+            if eq == 0:
+                return None
+            sols = sp.solve(eq, x, dict=False)
+            for v in sols:
+                v = sp.sympify(v)
+                if v.is_real is False:
+                    continue
+                nb = {k: sp.sympify(w).xreplace({x: v}) for k, w in br.items()}
+                nb[x] = v
+                new.append(nb)
+        branches = new
+    good = []
+    for br in branches:
+        br = {k: sp.factor(sp.radsimp(sp.cancel(v))) for k, v in br.items()}
+        if all(_is_zero(g.xreplace(br)) for g in GG):
+            good.append(br)
+    return good
+
+
+def _separating_shape(system, G, attempt):
+    """Shape form of a zero-dimensional component: t, [(phi, {x: g(t)})]."""
+    t = sp.Dummy("t")
+    n = len(system.active)
+    rng = [1] + [((attempt + 2) * (i + 3)) % 7 + 1 for i in range(n - 1)]
+    form = sum(k * x for k, x in zip(rng, system.active))
+    gens = system.active + [t]
+    Gt = sp.groebner(G + [t - form], *gens, order="lex", domain=system.domain)
+    h = [g for g in Gt.exprs if g.free_symbols <= {t}]
+    if not h:
+        return None
+    h = sp.sqf_part(sp.Poly(h[0], t))
+    out = []
+    for phi, _ in sp.factor_list(h.as_expr(), t)[1]:
+        Gp = sp.groebner(list(Gt.exprs) + [phi], *gens, order="lex", domain=system.domain)
+        shape = {}
+        for g in Gp.exprs:
+            P = sp.Poly(g, *gens)
+            lm = P.monoms(order="lex")[0]
+            if sum(lm[:n]) == 1:
+                i = lm.index(1)
+                if i < n and sp.Poly(g, system.active[i]).degree() == 1:
+                    lc = P.coeffs(order="lex")[0]
+                    shape[system.active[i]] = sp.expand(
+                        -(g - lc * system.active[i]) / lc)
+        if set(shape) != set(system.active):
+            return None
+        out.append((sp.Poly(phi, t), shape))
+    return t, out
+
+
+def _algebraic(value_of_t, t, phi, root):
+    """x = g(root) as a radical (degree <= 2) or a CRootOf of its minimal polynomial."""
+    val = sp.expand(value_of_t.xreplace({t: root}))
+    if root.is_Rational or not isinstance(root, sp.CRootOf):
+        return sp.radsimp(sp.simplify(val))
+    y = sp.Dummy("y")
+    res = sp.resultant(phi.as_expr(), y - value_of_t, t)
+    num = complex(sp.N(value_of_t.xreplace({t: root}), _DIGITS))
+    best = None
+    for f, _ in sp.factor_list(res, y)[1]:
+        fp = sp.Poly(f, y)
+        if fp.degree() == 0:
+            continue
+        if fp.degree() == 1:
+            cand = [sp.solve(f, y)[0]]
+        elif fp.degree() == 2:
+            cand = [r for r in sp.roots(fp).keys()]
+        else:
+            cand = fp.real_roots()
+        for c in cand:
+            err = abs(complex(sp.N(c, _DIGITS)) - num)
+            if best is None or err < best[0]:
+                best = (err, c)
+    return best[1]
+
+
+def _zero_dim_points(system, G):
+    """Exact real points of a zero-dimensional component with numeric constants."""
+    for attempt in range(8):
+        shaped = _separating_shape(system, G, attempt)
+        if shaped is not None:
+            break
+    else:
+        raise FixedPointBudgetError("no separating linear form found for a zero-dimensional "
+                                    "component (8 tries)")
+    t, parts = shaped
+    points, complex_only = [], 0
+    for phi, shape in parts:
+        # exact certificate: every flow component vanishes modulo phi
+        for p in system.params:
+            num = sp.numer(sp.together(sp.expand(system.flow[p])))
+            if num == 0:
+                continue
+            r = sp.Poly(sp.expand(num.xreplace(shape)), t).rem(phi)
+            if not r.is_zero:
+                raise ModelError(f"internal check failed: flow component of {p} does not "
+                                 "vanish on a computed fixed point")
+        if phi.degree() <= 2:
+            roots = [r for r in sp.roots(phi).keys() if r.is_real]
+        else:
+            roots = phi.real_roots()
+        if not roots:
+            complex_only += phi.degree()
+        complex_only += phi.degree() - len(roots) if roots else 0
+        for root in sorted(set(roots), key=lambda r: float(r)):
+            points.append({x: _algebraic(shape[x], t, phi, root) for x in system.active})
+    return points, complex_only
+
+
+# ---------------------------------------------------------------------------
+# the public function
+
+
+def _residual(flow, params, values, free, samples=3) -> float:
+    """max |F(theta)| at the point (free parameters at a few sample values), 30 digits."""
+    worst = 0.0
+    pts = [{}] if not free else [
+        {f: sp.Rational(k + 2 + i, 3 + k) for i, f in enumerate(free)} for k in range(samples)]
+    for sub in pts:
+        full = {p: sp.sympify(values[p]).xreplace(sub) for p in params}
+        for p in params:
+            v = sp.N(sp.sympify(flow[p]).xreplace(full), _DIGITS)
+            if not v.is_number:
+                return float("nan")
+            worst = max(worst, abs(complex(v)))
+    return worst
+
+
+def fixed_points(model: Model, constants: Mapping | None = None, *, classify: bool = True,
+                 square_roots: Sequence = (), max_variables: int = 10,
+                 time_budget: float | None = 120.0) -> FixedPoints:
+    """Every real fixed point (isolated or a family) of the model's flow F = -grad L.
+
+    ``constants`` maps constant symbols (or names) to values; constants left
+    symbolic are treated as generic (results hold for all but special values),
+    positive where the model declares them positive.  ``square_roots`` names
+    constants to write as squares (see the module docstring).  Each point is
+    verified by substitution; with ``classify`` its stability is computed
+    from the Jacobian (:mod:`symicl.analysis.stability`).
+
+    Raises :class:`FixedPointBudgetError` when more than ``max_variables``
+    parameters are active or the time budget (seconds) runs out.
+    """
+    if not isinstance(model, Model):
+        raise ModelError(f"fixed_points needs a symicl Model, got {type(model).__name__}")
+    start = time.perf_counter()
+    subs = _constant_values(model, constants)
+    roots = {}
+    for c in square_roots:
+        c = model.symbol(c) if isinstance(c, str) else c
+        if c not in model.constants:
+            raise ModelError(f"square_roots: {c} is not a constant of model {model.name}")
+        if c in subs:
+            continue
+        roots[c] = sp.Symbol(f"sqrt_{c.name}", positive=True)
+    flow0 = model.flow()
+    params = list(model.parameters)
+    to_square = {c: r ** 2 for c, r in roots.items()}
+    flow = {p: sp.expand(sp.sympify(flow0[p]).xreplace(subs).xreplace(to_square)) for p in params}
+    consts = sorted({s for e in flow.values() for s in e.free_symbols} - set(params),
+                    key=natural_key)
+    system = _System(flow, params, consts, {})
+    if len(system.active) > max_variables:
+        raise FixedPointBudgetError(
+            f"{len(system.active)} active parameters exceed max_variables={max_variables}: the "
+            "Groebner basis would not finish; fix a reduction or raise max_variables")
+    back = {r: sp.sqrt(c) for c, r in roots.items()}
+    points, dropped = [], []
+    with _budget(time_budget):
+        if any(e.is_number for e in system.eqs):
+            comps = []
+        else:
+            comps = _decompose(system, system.eqs, None) if system.eqs else [[]]
+        comps = _maximal(system, comps)
+        found, seen, queue = [], [], []
+        work = [(G, False) for G in comps]
+        while work or queue:
+            if not work:
+                work = [(H, False) for H in _decompose(system, queue.pop(0), None)]
+                continue
+            G, _ = work.pop(0)
+            if any(_same(system, G, K) for K in seen):
+                continue
+            seen.append(G)
+            found.extend(_solve_component(system, G, queue, dropped))
+        found = _prune(found)
+        for values, free in found:
+            values = {p: sp.sympify(values.get(p, p)) for p in params}
+            free_all = tuple(sorted(set(free) | set(system.inert), key=params.index))
+            vals = {p: v.xreplace(back) for p, v in values.items()}
+            verified, resid = _verify(flow0, subs, params, vals, free_all)
+            equations = tuple(sorted((sp.factor(sp.sympify(g).xreplace(back)) for g in
+                                      _equations_of(system, values, free)), key=sp.default_sort_key))
+            points.append(FixedPoint(values=vals, free=free_all, inert=tuple(system.inert),
+                                     equations=equations, verified=verified, residual=resid))
+    points.sort(key=_point_key)
+    if classify:
+        from .stability import classify as _classify
+        points = [FixedPoint(values=p.values, free=p.free, inert=p.inert, equations=p.equations,
+                             verified=p.verified, residual=p.residual,
+                             stability=_classify(model, p, subs)) for p in points]
+    return FixedPoints(model=model.name, parameters=tuple(params), points=points,
+                       constants=dict(subs), dropped=dropped,
+                       seconds=time.perf_counter() - start)
+
+
+def _constant_values(model, constants) -> dict:
+    subs = {}
+    for k, v in (constants or {}).items():
+        sym = model.symbol(k) if isinstance(k, str) else k
+        if sym not in model.constants:
+            raise ModelError(f"{k} is not a constant of model {model.name}; constants: "
+                             f"{', '.join(map(str, model.constants))}")
+        val = sp.nsimplify(v, rational=True) if isinstance(v, float) else sp.sympify(v)
+        if not val.is_number:
+            raise ModelError(f"constant {k} must be given a number, got {v!r}")
+        subs[sym] = val
+    return subs
+
+
+def _same(system, A, B) -> bool:
+    return sorted(map(sp.srepr, A)) == sorted(map(sp.srepr, B))
+
+
+def _maximal(system, comps):
+    """Drop components contained in another one."""
+    uniq = []
+    for G in comps:
+        if not any(_same(system, G, H) for H in uniq):
+            uniq.append(G)
+    keep = []
+    for i, G in enumerate(uniq):
+        if any(j != i and _contained(system, G, H) and not (_contained(system, H, G) and j > i)
+               for j, H in enumerate(uniq)):
+            continue
+        keep.append(G)
+    return keep
+
+
+def _solve_component(system, G, queue, dropped):
+    """(values, free) branches of one component; special parts pushed onto ``queue``."""
+    if not G:
+        return [({}, list(system.active))]
+    for U in _independent_sets(system, G):
+        if not U and not system.consts:
+            pts, n_complex = _zero_dim_points(system, G)
+            if n_complex:
+                dropped.append(f"{n_complex} complex (non-real) isolated point(s)")
+            return [(p, []) for p in pts]
+        extra = []
+        branches = _parametrise(system, G, U, extra)
+        if branches is None:
+            continue
+        queue.extend(extra)
+        free = sorted(U, key=system.active.index)
+        out = []
+        for br in branches:
+            if free and not _has_real_sample(br, free):
+                dropped.append("family without real sample points: " + ", ".join(
+                    f"{k} = {v}" for k, v in sorted(br.items(), key=lambda kv: natural_key(kv[0]))))
+                continue
+            if not free and any(sp.sympify(v).is_real is False for v in br.values()):
+                dropped.append(f"complex point {br}")
+                continue
+            out.append((br, free))
+        return out
+    raise FixedPointBudgetError(
+        "a component of the fixed-point set could not be parametrised by back-substitution: "
+        + "; ".join(map(str, G)))
+
+
+def _has_real_sample(br, free) -> bool:
+    for k in range(6):
+        sub = {f: sp.Rational((-1) ** (k + i) * (k + 2 + i), 3) for i, f in enumerate(free)}
+        try:
+            vals = [complex(sp.N(sp.sympify(v).xreplace(sub).subs(
+                {c: 1 for c in sp.sympify(v).free_symbols - set(free)}), 20)) for v in br.values()]
+        except (TypeError, ValueError, ZeroDivisionError):
+            continue
+        if all(abs(v.imag) < 1e-12 and math.isfinite(v.real) for v in vals):
+            return True
+    return False
+
+
+def _prune(found):
+    """Drop isolated points lying on a family found too, and duplicates."""
+    out = []
+    keys = set()
+    for values, free in sorted(found, key=lambda vf: -len(vf[1])):
+        key = (tuple(sorted((str(k), sp.srepr(v)) for k, v in values.items())), tuple(map(str, free)))
+        if key in keys:
+            continue
+        if not free and any(_on_family(values, fv, ff) for fv, ff in out if ff):
+            continue
+        keys.add(key)
+        out.append((values, free))
+    return out
+
+
+def _on_family(point, family, free) -> bool:
+    sub = {f: point.get(f, f) for f in free}
+    try:
+        return all(_is_zero(sp.sympify(family[k]).xreplace(sub) - point.get(k, k))
+                   for k in family if k not in free)
+    except (ZeroDivisionError, TypeError):
+        return False
+
+
+def _equations_of(system, values, free):
+    """Polynomial equations of a family: numerators of theta_k - value_k (empty for points)."""
+    if not free:
+        return []
+    return [sp.numer(sp.together(k - v)) for k, v in values.items()
+            if k not in free and k in system.active]
+
+
+def _verify(flow0, subs, params, values, free):
+    exact = all(_is_zero(sp.sympify(flow0[p]).xreplace(subs).xreplace(values)) for p in params)
+    if exact:
+        return "exact", 0.0
+    const_free = {s for v in values.values() for s in sp.sympify(v).free_symbols} - set(free)
+    if const_free:
+        raise ModelError("a fixed point could not be verified symbolically: "
+                         + ", ".join(f"{k} = {v}" for k, v in values.items()))
+    flow = {p: sp.sympify(flow0[p]).xreplace(subs) for p in params}
+    resid = _residual(flow, params, values, free)
+    if not resid <= _TOL:
+        raise ModelError(f"a computed fixed point fails substitution (|F| = {resid:.3g})")
+    return f"numeric (|F| <= {_TOL:g} at {_DIGITS} digits)", resid
+
+
+def _point_key(p: FixedPoint):
+    return (len(p.free), [sp.default_sort_key(p.values[k]) for k in p.values])
+
+
+def learned_map(model: Model, values: Mapping) -> dict:
+    """The function a point of parameter space implements, as named matrices.
+
+    linear transformer: ``P22*Q11`` (the predictor p2 q1 on the main path;
+    per-mode gains a_a = p_a q_a on its diagonal in the aligned reduction) and,
+    when the null blocks exist, ``P21*Q21``; deep-linear: ``W2*W1``.
+    """
+    sub = {sp.Symbol(str(k)) if isinstance(k, str) else k: sp.sympify(v)
+           for k, v in values.items()}
+    sub = {model.symbol(str(k)): v for k, v in sub.items()}
+    b = model.blocks
+    out = {}
+    pairs = [("P22", "Q11"), ("P21", "Q21"), ("W2", "W1")]
+    for left, right in pairs:
+        if left in b and right in b:
+            out[f"{left}*{right}"] = (b[left] * b[right]).xreplace(sub).applyfunc(sp.factor)
+    if not out:
+        raise ModelError(f"no learned map is known for model {model.name} "
+                         f"(blocks {', '.join(b)})")
+    return out
