@@ -280,3 +280,10 @@ def test_temporal_errors():
         loss_autocorrelation(np.ones(5), window=0, max_lag=1)
     with pytest.raises(MeasureError, match="trajectory"):
         norm_curvature(np.eye(3))
+
+
+def test_autocorrelation_all_zero_window_is_nan_not_an_error():
+    L = np.concatenate([np.ones(10), np.zeros(20)])
+    A = loss_autocorrelation(L, window=5, max_lag=1)
+    assert np.all(np.isfinite(A[:10])) and np.all(np.isnan(A[10:]))
+    assert np.isnan(autocorrelation_curvature(L, 5)[-1])

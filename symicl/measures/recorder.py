@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ._arrays import MeasureError
-from .spectral import effective_rank, marginalized_effective_rank
+from .spectral import singular_values, spectral_entropy
 from .subspace import subspace_distance
 from .temporal import autocorrelation_curvature, curvature, frobenius_norm, window_starts
 
@@ -211,9 +211,12 @@ class Recorder:
         :func:`subspace_distance`.
         """
         M = self.trajectory(name)
-        out = {"steps": self.steps, "effective_rank": effective_rank(M)}
+        sv = singular_values(M)                      # one SVD serves every k
+        out = {"steps": self.steps, "effective_rank": np.exp(spectral_entropy(sv, 0))}
         for k in ks:
-            out[f"marginalized_effective_rank_k{k}"] = marginalized_effective_rank(M, k)
+            if not isinstance(k, (int, np.integer)) or k < 0:
+                raise RecorderError(f"ks must hold non-negative integers, got {k!r}")
+            out[f"marginalized_effective_rank_k{k}"] = np.exp(spectral_entropy(sv, int(k)))
         try:
             out["subspace_distance"] = subspace_distance(M, M[-1], rtol=rtol, rank=rank, side=side)
         except MeasureError as exc:

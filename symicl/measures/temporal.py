@@ -55,7 +55,7 @@ def loss_autocorrelation(losses, window: int, max_lag: int, normalise: bool = Tr
 
     ``losses``: (T,) or (..., T).  Returns (..., T - window - max_lag + 1,
     max_lag + 1): one row per window start s.  ``normalise`` divides each
-    row by A_s(0).
+    row by A_s(0); a window whose losses are all zero (A_s(0) = 0) gives NaN.
     """
     w = _check_int(window, "window", 1)
     J = _check_int(max_lag, "max_lag", 0)
@@ -69,9 +69,8 @@ def loss_autocorrelation(losses, window: int, max_lag: int, normalise: bool = Tr
         out[..., j] = (c[..., w: w + n] - c[..., :n]) / w
     if normalise:
         a0 = out[..., :1]
-        if np.any(a0 == 0):
-            raise MeasureError("loss autocorrelation A(0) = 0 in some window (all-zero losses); cannot normalise")
-        out = out / a0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.where(a0 > 0, out / np.where(a0 > 0, a0, 1.0), np.nan)
     return out
 
 

@@ -1,0 +1,1 @@
+"""Numerical studies of symicl: scripts and configs (the library never imports these)."""
