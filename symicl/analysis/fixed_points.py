@@ -319,11 +319,19 @@ def _independent_sets(system, G):
     return [set()]
 
 
+def _dimension(system, G) -> int:
+    return len(_independent_sets(system, G)[0]) if G else len(system.active)
+
+
 def _contained(system, GA, GB) -> bool:
     """V(GA) is a subset of V(GB): every element of GB is in the radical of GA."""
+    if _dimension(system, GA) > _dimension(system, GB):
+        return False
     t = sp.Dummy("t")
     gens = system.active + [t]
     for b in GB:
+        if GA and _reduces_to_zero(system, GA, b):
+            continue
         G = sp.groebner(GA + [1 - t * b], *gens, order="lex", domain=system.domain)
         if not (len(G.exprs) == 1 and G.exprs[0].is_number):
             return False
@@ -551,15 +559,15 @@ def fixed_points(model: Model, constants: Mapping | None = None, *, classify: bo
             if any(_same(system, G, K) for K in seen):
                 continue
             seen.append(G)
-            found.extend(_solve_component(system, G, queue, dropped))
-        found = _prune(found)
-        for values, free in found:
+            found.extend((v, f, G) for v, f in _solve_component(system, G, queue, dropped))
+        found = _prune(found, system, dropped)
+        for values, free, comp in found:
             values = {p: sp.sympify(values.get(p, p)) for p in params}
             free_all = tuple(sorted(set(free) | set(system.inert), key=params.index))
             vals = {p: v.xreplace(back) for p, v in values.items()}
             verified, resid = _verify(flow0, subs, params, vals, free_all)
             equations = tuple(sorted((sp.factor(sp.sympify(g).xreplace(back)) for g in
-                                      _equations_of(system, values, free)), key=sp.default_sort_key))
+                                      (comp if free else [])), key=sp.default_sort_key))
             points.append(FixedPoint(values=vals, free=free_all, inert=tuple(system.inert),
                                      equations=equations, verified=verified, residual=resid))
     points.sort(key=_point_key)
@@ -651,36 +659,39 @@ def _has_real_sample(br, free) -> bool:
     return False
 
 
-def _prune(found):
-    """Drop isolated points lying on a family found too, and duplicates."""
-    out = []
-    keys = set()
-    for values, free in sorted(found, key=lambda vf: -len(vf[1])):
+def _prune(found, system, dropped):
+    """Drop duplicates, and pieces lying in the closure of a larger family.
+
+    A piece A lies in family B when the Groebner basis of B's component
+    vanishes identically on A's parametrisation: A is then a special chart of
+    B (e.g. where B's parametrisation divides by zero); it is recorded in
+    ``dropped`` with its host instead of being reported twice."""
+    out, keys = [], set()
+    for values, free, comp in sorted(found, key=lambda vf: -len(vf[1])):
         key = (tuple(sorted((str(k), sp.srepr(v)) for k, v in values.items())), tuple(map(str, free)))
         if key in keys:
             continue
-        if not free and any(_on_family(values, fv, ff) for fv, ff in out if ff):
+        host = next((fv for fv, ff, fc in out if len(ff) > len(free) and _inside(
+            values, fc, system)), None)
+        if host is not None:
+            dropped.append("in the closure of the family "
+                           + ", ".join(f"{k} = {v}" for k, v in sorted(
+                               host.items(), key=lambda kv: natural_key(kv[0])))
+                           + ": " + ", ".join(f"{k} = {v}" for k, v in sorted(
+                               values.items(), key=lambda kv: natural_key(kv[0]))))
             continue
         keys.add(key)
-        out.append((values, free))
+        out.append((values, free, comp))
     return out
 
 
-def _on_family(point, family, free) -> bool:
-    sub = {f: point.get(f, f) for f in free}
+def _inside(values, component, system) -> bool:
+    """The piece lies in V(component): every basis element vanishes on it."""
+    sub = {p: values.get(p, p) for p in system.active}
     try:
-        return all(_is_zero(sp.sympify(family[k]).xreplace(sub) - point.get(k, k))
-                   for k in family if k not in free)
+        return all(_is_zero(sp.expand(e.xreplace(sub))) for e in component)
     except (ZeroDivisionError, TypeError):
         return False
-
-
-def _equations_of(system, values, free):
-    """Polynomial equations of a family: numerators of theta_k - value_k (empty for points)."""
-    if not free:
-        return []
-    return [sp.numer(sp.together(k - v)) for k, v in values.items()
-            if k not in free and k in system.active]
 
 
 def _verify(flow0, subs, params, values, free):

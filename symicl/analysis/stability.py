@@ -112,6 +112,10 @@ def _sign(expr, free):
     return None
 
 
+def _expand_cancel(expr):
+    return sp.cancel(sp.expand(expr))
+
+
 def _variations(signs):
     s = [x for x in signs if x != 0]
     return sum(1 for a, b in zip(s, s[1:]) if a != b)
@@ -159,10 +163,12 @@ def classify(model: Model, point, constants=None) -> Stability:
             raise ModelError("the Jacobian is not symmetric: the flow is not a gradient flow, "
                              "and the sign count by Descartes' rule does not apply")
     lam = sp.Symbol("lambda_jacobian")
+    if not (J.free_symbols - set(free)):
+        return _classify_numeric(J, free, lam)
     polys = []
     for idx in _blocks(J):
         sub = J.extract(idx, idx)
-        polys.append(sp.factor(sub.charpoly(lam).as_expr()))
+        polys.append(sp.factor(sub.charpoly(lam, simplify=_expand_cancel).as_expr()))
     chi = sp.expand(sp.numer(sp.together(sp.Mul(*polys))))
     coeffs = sp.Poly(chi, lam).all_coeffs()
     k, pos, neg = _count(coeffs, free)
@@ -209,3 +215,58 @@ def _sampled(coeffs, free, lam):
         return 0, None, None, "varies along the family: " + str(sorted(results))
     z, pos, neg = results.pop()
     return z, pos, neg, "sampled at 4 points of the family"
+
+
+_SAMPLES = ((sp.Rational(7, 5), sp.Rational(-11, 7), sp.Rational(13, 6), sp.Rational(-5, 3),
+             sp.Rational(17, 9), sp.Rational(-19, 8), sp.Rational(9, 4), sp.Rational(-23, 10)),
+            (sp.Rational(-3, 4), sp.Rational(8, 3), sp.Rational(-6, 5), sp.Rational(11, 4),
+             sp.Rational(-13, 7), sp.Rational(5, 2), sp.Rational(-7, 3), sp.Rational(12, 5)),
+            (sp.Rational(5, 7), sp.Rational(9, 5), sp.Rational(-4, 3), sp.Rational(-7, 2),
+             sp.Rational(3, 2), sp.Rational(-16, 9), sp.Rational(10, 3), sp.Rational(-2, 5)))
+
+
+def _exact_counts(J, lam):
+    """(n_zero, n_pos, n_neg, charpoly) of a matrix of numbers, exactly (DomainMatrix)."""
+    from sympy.polys.matrices import DomainMatrix
+    cp = sp.Integer(1)
+    for idx in _blocks(J):
+        dm = DomainMatrix.from_Matrix(J.extract(idx, idx))
+        coeffs = [dm.domain.to_sympy(c) for c in dm.charpoly()]
+        cp *= sp.Poly(coeffs, lam).as_expr()
+    coeffs = sp.Poly(sp.expand(cp), lam).all_coeffs()
+    k = 0
+    while coeffs and sp.simplify(coeffs[-1]) == 0:
+        coeffs, k = coeffs[:-1], k + 1
+    signs = [int(sp.sign(sp.N(c, 50))) for c in coeffs]
+    deg = len(coeffs) - 1
+    return k, _variations(signs), _variations([x * (-1) ** (deg - i) for i, x in
+                                               enumerate(signs)]), cp
+
+
+def _classify_numeric(J, free, lam):
+    """J has numbers only (numeric constants): exact counts, at sample points of a family."""
+    free = sorted(free, key=natural_key)
+    results, cp = set(), None
+    samples = _SAMPLES if free else ((),)
+    for row in samples:
+        sub = {f: row[i % len(row)] * (1 + i // len(row)) for i, f in enumerate(free)}
+        try:
+            Jk = J.xreplace(sub).applyfunc(lambda e: sp.radsimp(sp.cancel(e)))
+        except ZeroDivisionError:
+            continue
+        if any(not e.is_finite for e in Jk):
+            continue
+        k, pos, neg, cp = _exact_counts(Jk, lam)
+        results.add((k, pos, neg))
+    if len(results) != 1:
+        return Stability(kind="undetermined", n_unstable=-1, n_stable=-1, n_zero=0,
+                         along_family=len(free), eigenvalues=(),
+                         method="varies along the family: " + str(sorted(results)))
+    k, pos, neg = results.pop()
+    eig = _eigen_list([sp.factor(cp)], lam, free) if not free else ()
+    m = len(free)
+    kind = ("degenerate" if k > m else "saddle" if pos and neg else
+            "unstable" if pos else "stable")
+    method = "exact" if not free else f"exact at {len(samples)} sample points of the family"
+    return Stability(kind=kind, n_unstable=pos, n_stable=neg, n_zero=k, along_family=m,
+                     eigenvalues=eig, method=method)
