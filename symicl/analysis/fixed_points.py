@@ -54,11 +54,10 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
-import mpmath
 import sympy as sp
 
 from ..errors import ModelError, SymiclError
@@ -67,8 +66,8 @@ from ..symbols import natural_key
 
 __all__ = [
     "FixedPoint",
-    "FixedPoints",
     "FixedPointBudgetError",
+    "FixedPoints",
     "fixed_points",
     "learned_map",
 ]

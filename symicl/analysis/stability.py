@@ -21,8 +21,8 @@ eigenvalues, at generic points of the family.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import sympy as sp
 

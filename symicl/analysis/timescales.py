@@ -21,7 +21,8 @@ learned mode at
 with c the norm of the projection of the stable point onto the mode's
 eigenspace ("learned", the default when a stable point is found; on a family
 the minimum-norm member is used, the balanced one for rescaling families),
-or a given number (1 if no stable point is known).  It is the leading-order
+or a given number (1 if no stable point is known); t_escape = oo for a mode
+the stable point does not learn (c = 0, e.g. a hidden layer too narrow).  It is the leading-order
 escape time for small eps; the nonlinear saturation changes it by O(1/r).
 Modes are learned in the order of increasing t_escape, i.e. for small eps of
 decreasing r.
@@ -30,8 +31,8 @@ decreasing r.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import sympy as sp
 
@@ -40,8 +41,14 @@ from ..model import Model
 from ..symbols import natural_key
 from .stability import _blocks, jacobian_at
 
-__all__ = ["Mode", "Linearisation", "Timescales", "linearise", "timescales",
-           "representative"]
+__all__ = [
+    "Linearisation",
+    "Mode",
+    "Timescales",
+    "linearise",
+    "representative",
+    "timescales",
+]
 
 
 @dataclass(frozen=True)
@@ -96,11 +103,12 @@ class Timescales:
     definition: str = field(default=(
         "t_escape = (1/r) log(c/eps): time for the linearised growth eps*exp(r t) along the "
         "mode's eigenspace at the origin to reach c, the norm of the stable point's projection "
-        "onto that eigenspace (minimum-norm member of a family); order = increasing t_escape"))
+        "onto that eigenspace (minimum-norm member of a family); oo where c = 0 (mode not "
+        "learned); order = decreasing growth rate r (increasing t_escape for small eps)"))
 
     def to_dict(self) -> dict:
         """The ``timescales`` entry of the derivation JSON (canonical strings)."""
-        s = lambda e: sp.sstr(e, order="lex")  # noqa: E731
+        s = lambda e: sp.sstr(e, order="lex")
         return {"definition": self.definition, "eps": str(self.eps),
                 "growth_rates": {k: s(v) for k, v in sorted(self.growth.items())},
                 "escape_times": {k: s(v) for k, v in sorted(self.escape.items())},
@@ -151,13 +159,13 @@ def linearise(model: Model, point: Mapping, constants: Mapping | None = None, *,
     found = {}
     for idx in _blocks(J):
         sub = J.extract(idx, idx)
-        for value, mult, vecs in sub.eigenvects(simplify=True):
-            value = sp.factor(sp.radsimp(value))
+        for value, mult, vecs in _eigenvects(sub):
+            value = value if isinstance(value, sp.Float) or value == 0 else sp.factor(sp.radsimp(value))
             full = []
             for v in vecs:
                 w = [sp.Integer(0)] * len(params)
                 for k, i in enumerate(idx):
-                    w[i] = sp.radsimp(sp.simplify(v[k]))
+                    w[i] = v[k] if isinstance(v[k], sp.Float) else sp.radsimp(sp.simplify(v[k]))
                 full.append(tuple(w))
             key = sp.srepr(value)
             if key in found:
@@ -180,10 +188,41 @@ def linearise(model: Model, point: Mapping, constants: Mapping | None = None, *,
     return Linearisation(point=vals, modes=modes, parameters=tuple(params))
 
 
+def _eigenvects(M):
+    """Eigen-decomposition of a symmetric block: exact where the characteristic
+    polynomial splits into factors of degree <= 2 (or M is symbolic), else
+    numerical at 30 digits (mpmath.eigsy), eigenvalues as Floats."""
+    if M.free_symbols or M.shape[0] <= 2:
+        return M.eigenvects(simplify=True)
+    lam = sp.Dummy("lam")
+    from sympy.polys.matrices import DomainMatrix
+    dm = DomainMatrix.from_Matrix(M)
+    cp = sp.Poly([dm.domain.to_sympy(c) for c in dm.charpoly()], lam)
+    if all(sp.Poly(f, lam).degree() <= 2 for f, _ in sp.factor_list(cp.as_expr(), lam)[1]):
+        return M.eigenvects(simplify=True)
+    import mpmath
+    with mpmath.workdps(40):
+        E, Q = mpmath.eigsy(mpmath.matrix([[mpmath.mpf(sp.N(e, 45)) for e in row]
+                                           for row in M.tolist()]))
+        groups = []
+        for k in range(M.shape[0]):
+            val = sp.Float(E[k], 30)
+            val = sp.Integer(0) if abs(val) < 1e-25 else val
+            vec = sp.Matrix([sp.Float(Q[i, k], 30) for i in range(M.shape[0])])
+            vec = vec.applyfunc(lambda e: 0 if abs(e) < 1e-25 else e)
+            for g in groups:
+                if abs(g[0] - val) < 1e-20:
+                    g[2].append(vec)
+                    break
+            else:
+                groups.append([val, 0, [vec]])
+    return [(v, len(vs), vs) for v, _, vs in groups]
+
+
 def _sorted_modes(modes):
     def key(m):
         v = sp.sympify(m.eigenvalue)
-        num = float(v) if v.is_number else 0.0
+        num = float(sp.re(sp.N(v, 30))) if v.is_number else 0.0
         return (-num, sp.default_sort_key(v))
     return sorted(modes, key=key)
 
@@ -258,7 +297,8 @@ def timescales(model: Model, constants: Mapping | None = None, *,
             c = _projection_norm(m, stable_map, params) if stable_map else sp.Integer(1)
         else:
             c = sp.sympify(scale)
-        escape[m.label] = sp.log(c / eps) / m.eigenvalue
+        # a mode the stable point does not learn (projection 0) never escapes
+        escape[m.label] = sp.oo if c == 0 else sp.log(c / eps) / m.eigenvalue
     order = None
     if all(sp.sympify(r).is_number for r in growth.values()):
         order = sorted(growth, key=lambda k: (-float(growth[k]), k))
