@@ -15,6 +15,7 @@ from . import __version__
 from .errors import SymiclError
 from .files import write_atomic
 from .models import BUILTINS, build
+from .sweep.cli import add_parser as add_sweep_parsers
 
 __all__ = ["main"]
 
@@ -208,6 +209,7 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--t-end", dest="v_t_end", type=float, help="flow time t = eta x steps")
     v.add_argument("--seed", dest="v_seed", type=int, help="random seed")
     v.set_defaults(func=cmd_verify)
+    add_sweep_parsers(sub)
     return top
 
 
