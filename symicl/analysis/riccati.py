@@ -87,8 +87,10 @@ class RiccatiForm:
 
     def F_numeric(self, teacher=None, dps: int | None = None, lam=None):
         """F (or F_lambda with ``lam``) with teacher values (numpy, or mp.matrix at ``dps``)."""
-        F = self.F if lam is None else self.F_lambda.xreplace(
-            {self.lam: sp.Float(str(lam), (dps or 15) + 10)})
+        if lam is not None:
+            exact = isinstance(lam, (int, sp.Rational)) and not isinstance(lam, bool)
+            lam = sp.sympify(lam) if exact else sp.Float(str(lam), (dps or 15) + 10)
+        F = self.F if lam is None else self.F_lambda.xreplace({self.lam: lam})
         if F.free_symbols:
             if teacher is None:
                 raise ModelError(f"F holds the symbols {sorted(map(str, F.free_symbols))}: "
