@@ -3,7 +3,8 @@ exact check of the derivation (property 2 of the verification issue)."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from symicl.codegen import kernels
 from symicl.errors import SymiclError
@@ -61,7 +62,8 @@ def test_mean_stochastic_gradient_equals_the_derived_gradient(d, N, seed, tasks)
     s = rng.uniform(0.3, 2.0, d)
     m = build("linear-transformer", dim=d, tasks=tasks)
     k = kernels(m, "numpy")
-    sim = TransformerSGD(d, N, s, tasks=tasks)
+    sim = TransformerSGD(d, N, s, tasks=tasks)        # the defaults: sampler "auto"
+    assert sim.context_sampler == ("wishart" if N >= d else "tokens")
     D = sim.D
     WP, WQ = rng.normal(0, 0.5, (D, D)), rng.normal(0, 0.5, (D, D))
     consts = {"N": N, **{f"s_{a + 1}": s[a] for a in range(d)}}
@@ -107,3 +109,91 @@ def test_bad_configuration():
         TransformerSGD(2, 4, [1, -1])
     with pytest.raises(SymiclError, match="do not fit"):
         DeepLinearSGD(np.eye(2)).run(np.eye(3), np.eye(2), steps=1)
+
+
+# -- the context samplers and the fused kernels --------------------------------------------
+
+def _moment_features(M, zq, yq):
+    """Per prompt: the unique entries m of M, all products m_a m_b (a <= b),
+    y_q z_q^T and y_q^2 -- first and second moments of M and the query's law."""
+    D = M.shape[-1]
+    iu = np.triu_indices(D)
+    m = M[:, iu[0], iu[1]]
+    ia = np.triu_indices(m.shape[1])
+    return np.concatenate([m, m[:, ia[0]] * m[:, ia[1]],
+                           (yq[:, :, None] * zq[:, None, :]).reshape(len(yq), -1), yq * yq], axis=1)
+
+
+@pytest.mark.parametrize("tasks,query,scale", [("aligned", True, "N"), ("isotropic", False, "N+1")])
+def test_wishart_sampler_matches_the_token_sampler_in_distribution(tasks, query, scale):
+    """Estimator: the mean of each feature (entries of M, their pairwise products, y_q z_q and
+    y_q^2) over n = 60,000 prompts from each sampler (independent seeds); SE of the difference
+    = sqrt(var_tokens / n + var_wishart / n); every feature within 5 SE.  d = 2, N = 3 (close
+    to N = d, where the Bartlett chi degrees of freedom matter most), anisotropic s."""
+    n, s = 60_000, [1.4, 0.5]
+    feats = []
+    for sampler, seed in (("tokens", 31), ("wishart", 32)):
+        sim = TransformerSGD(2, 3, s, tasks=tasks, scale=scale, query_in_moments=query,
+                             context_sampler=sampler)
+        assert sim.context_sampler == sampler
+        feats.append(_moment_features(*sim.sample(np.random.default_rng(seed), (n,))))
+    (ft, fw) = feats
+    se = np.sqrt(ft.var(axis=0, ddof=1) / n + fw.var(axis=0, ddof=1) / n)
+    live = se > 0
+    assert np.all(ft[:, ~live] == fw[:, ~live])             # structural zeros agree exactly
+    z = (ft.mean(axis=0) - fw.mean(axis=0))[live] / se[live]
+    assert np.max(np.abs(z)) < 5, np.round(z, 2)
+    assert 0.3 < np.mean(z * z) < 2.0                        # the SEs are not inflated
+
+
+def test_context_sampler_choice_and_the_N_below_d_fallback():
+    assert TransformerSGD(3, 3, [1, 1, 1]).context_sampler == "wishart"        # auto, N >= d
+    sim = TransformerSGD(3, 2, [1, 0.5, 0.2])                                    # auto, N < d
+    assert sim.context_sampler == "tokens"
+    M, zq, yq = sim.sample(np.random.default_rng(0), (4, 5))
+    assert M.shape == (4, 5, 6, 6) and zq.shape == (4, 5, 6) and yq.shape == (4, 5, 3)
+    assert np.linalg.matrix_rank(M[0, 0]) == 3                   # rank N + 1 (query inside)
+    with pytest.raises(SymiclError, match="N >= d"):
+        TransformerSGD(3, 2, [1, 1, 1], context_sampler="wishart")
+    with pytest.raises(SymiclError, match="context_sampler"):
+        TransformerSGD(2, 4, [1, 1], context_sampler="bartlett")
+    with pytest.raises(SymiclError, match="backend"):
+        TransformerSGD(2, 4, [1, 1], backend="torch")
+
+
+@pytest.mark.parametrize("tasks", ["aligned", "isotropic"])
+def test_numba_kernels_equal_the_numpy_forms(tasks):
+    """The same draws through the Numba and NumPy assemblies of M, and the same minibatch
+    through the fused gradient kernel and prompt_gradients: equal to rounding."""
+    kw = {"tasks": tasks, "batch": 64, "task_set": 5, "scale": "N+1"}
+    fast = TransformerSGD(3, 7, [1.2, 0.7, 0.3], backend="numba", **kw)
+    ref = TransformerSGD(3, 7, [1.2, 0.7, 0.3], backend="numpy", **kw)
+    draws = fast.wishart_draws(np.random.default_rng(4), (2, 64))
+    for a, b in zip(fast.wishart_moments_numba(*draws), ref.wishart_moments_numpy(*draws)):
+        assert a.shape == b.shape and np.max(np.abs(a - b)) < 1e-13
+    rng = np.random.default_rng(5)
+    D = fast.D
+    WP, WQ = rng.normal(0, 0.5, (2, D, D)), rng.normal(0, 0.5, (2, D, D))
+    bank = fast.draw_tasks(rng, (2, 5))
+    for sampler in ("wishart", "tokens"):
+        fast.context_sampler = ref.context_sampler = sampler
+        a = fast.minibatch_gradient(WP, WQ, np.random.default_rng(6), bank)
+        b = ref.minibatch_gradient(WP, WQ, np.random.default_rng(6), bank)
+        for u, v in zip(a, b):
+            assert u.shape == v.shape and np.max(np.abs(u - v)) < 1e-12 * max(1, np.max(np.abs(v)))
+
+
+@pytest.mark.parametrize("sampler,backend,tasks", [("wishart", "numba", "isotropic"),
+                                                   ("tokens", "numba", "aligned"),
+                                                   ("wishart", "numpy", "aligned")])
+def test_every_sampler_and_backend_is_seeded(sampler, backend, tasks):
+    sim = TransformerSGD(2, 4, [1.0, 0.4], tasks=tasks, batch=8, eta=0.05, task_set=3,
+                         context_sampler=sampler, backend=backend)
+    D = sim.D
+    WP = np.zeros((D, D)); WP[D - 1, D - 1] = 0.1
+    WQ = np.zeros((D, D)); WQ[0, 0] = 0.1
+    a = sim.run(WP, WQ, steps=10, seeds=2, seed=11, record_every=5)
+    b = sim.run(WP, WQ, steps=10, seeds=2, seed=11, record_every=5)
+    c = sim.run(WP, WQ, steps=10, seeds=2, seed=12, record_every=5)
+    assert np.array_equal(a.params["WQ"], b.params["WQ"]) and np.array_equal(a.loss, b.loss, equal_nan=True)
+    assert not np.array_equal(a.params["WQ"], c.params["WQ"])
