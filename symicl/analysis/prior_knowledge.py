@@ -143,15 +143,15 @@ def time_to_loss(path: Representations, threshold: float) -> float:
 def decay_profile(path: Representations, floor: float = 1e-8) -> dict:
     """How exponential L(t) - L_inf is from the start.
 
-    Fits log(L - L_inf) on the times where it is above ``floor`` (L_inf the last
-    value); returns the rate c (L ~ e^{-c t}), the largest deviation of log L from
+    Fits log(L - L_inf) on the times where it is above ``floor`` and 1e-6 of its
+    start (L_inf the last value); returns the rate c (L ~ e^{-c t}), the largest deviation of log L from
     the straight line, and the plateau fraction: the share of the time to
     reach 1% of the initial excess loss spent above 90% of it (near 0 for
     exponential decay, large for sigmoidal learning).
     """
     L = path.loss - path.loss[-1]
     t = path.t
-    keep = L > max(floor, 1e-12 * max(L[0], 1e-300))
+    keep = L > max(floor, 1e-6 * L[0])          # where the excess is resolved above L_inf
     keep[-1] = False
     if keep.sum() < 3:
         return {"rate": float("nan"), "max_log_deviation": float("nan"), "plateau_fraction": 0.0}

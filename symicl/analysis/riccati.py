@@ -435,7 +435,7 @@ def _step(Q, E, K, dps):
             L = np.linalg.cholesky((M + M.T) / 2)
         except np.linalg.LinAlgError:
             raise ModelError(_ILL_CONDITIONED) from None
-        return scipy.linalg.solve_triangular(L, (E @ Q).T, lower=True).T
+        return np.linalg.solve(L, (E @ Q).T).T          # L lower triangular: Q L^{-T}
     M = mpmath.eye(Q.cols) + Q.T * K * Q
     try:
         L = mpmath.cholesky((M + M.T) / 2)
