@@ -79,6 +79,8 @@ def test_point_ids_and_seeds_depend_only_on_the_point():
     fixed = points(parse_config({"model": "linear-transformer", "fixed": {**TINY, "N": 4},
                                  "grid": {"seed": [0]}}))
     assert fixed[0].id in {p.id for p in a}
+    # numbers are normalised: init = 1 and init = 1.0 are the same point
+    assert points(tiny({"init": [1]}))[0].id == points(tiny({"init": [1.0]}))[0].id
     assert len({p.rng_seed for p in a}) == 4
     assert a[0].params["spectrum"] == (1.0, 1.0)
     assert points(tiny({"anisotropy": [4.0]}))[0].params["spectrum"] == (2.0, 0.5)

@@ -120,24 +120,24 @@ def _value(name: str, param: Param, raw: Any) -> Any:
     if param.kind == "floats":
         if not isinstance(raw, (list, tuple)):
             raise bad
-        value = tuple(_number(name, x, bad) for x in raw)
+        value = tuple(float(_number(x, bad)) for x in raw)
     else:
-        value = _number(name, raw, bad)
-        if param.kind == "int":
-            if not float(value).is_integer():
-                raise bad
+        value = _number(raw, bad)
+        if param.kind == "float":
+            value = float(value)
+        elif not float(value).is_integer():
+            raise bad
+        else:
             value = int(value)
     if not param.check(value):
         raise bad
     return value
 
 
-def _number(name: str, raw: Any, bad: Exception) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+def _number(raw: Any, bad: Exception) -> int | float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
         raise bad
-    if not math.isfinite(raw):
-        raise bad
-    return raw if isinstance(raw, int) else float(raw)
+    return raw
 
 
 def _axis(name: str, param: Param, raw: Any) -> tuple:

@@ -41,7 +41,7 @@ class Point:
 def point_digest(model: str, params: dict) -> str:
     """The SHA-256 (hex) of the point's model and parameters."""
     canon = json.dumps({"format": POINT_FORMAT, "model": model, "params": params},
-                       sort_keys=True, default=list, separators=(",", ":"))
+                       sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canon.encode()).hexdigest()
 
 
