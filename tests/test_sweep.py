@@ -6,6 +6,7 @@ import json
 import os
 import signal
 
+import distributed
 import numpy as np
 import pytest
 
@@ -102,8 +103,6 @@ def test_records_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
 
 def test_dask_sweep_survives_a_killed_worker(tmp_path):
     """Kill a busy worker after the first result: every point stored once, same numbers."""
-    import distributed
-
     config = tiny({"N": [4, 8], "anisotropy": [1.0, 4.0], "seed": [0, 1]})
     killed = []
 
@@ -140,7 +139,7 @@ def test_dask_sweep_survives_a_killed_worker(tmp_path):
 
 
 def test_interrupt_then_resume(tmp_path):
-    """Interrupted after 3 points; the rerun (on Dask) computes only the rest."""
+    """Interrupted after 3 points; the rerun (on an existing Dask scheduler) computes the rest."""
     config = tiny({"N": [4, 8], "init": [0.1, 30.0], "seed": [0, 1]}, t_end=4.0, eta=0.02)
     out = str(tmp_path / "store")
     seen = []
@@ -156,8 +155,9 @@ def test_interrupt_then_resume(tmp_path):
     assert len(os.listdir(os.path.join(out, "points"))) == 3
 
     computed = []
-    summary = run(config, out, workers=2, processes=False, progress=False,
-                  on_result=lambda r: computed.append(r["point"]))
+    with distributed.LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster:
+        summary = run(config, out, scheduler=cluster.scheduler_address, progress=False,
+                      on_result=lambda r: computed.append(r["point"]))
     assert (summary.reused, summary.computed) == (3, 5)
     assert not set(computed) & set(seen) and len(set(computed)) == 5
     assert {p: os.stat(record_path(out, p)).st_mtime_ns for p in seen} == first
