@@ -15,6 +15,8 @@ from . import __version__
 from .errors import SymiclError
 from .files import write_atomic
 from .models import BUILTINS, build
+
+VERIFIABLE = ("deep-linear", "linear-transformer")   # the models with a plan in symicl.verify
 from .sweep.cli import add_parser as add_sweep_parsers
 
 __all__ = ["main"]
@@ -38,6 +40,8 @@ def _model_options(args: argparse.Namespace) -> dict:
         if args.spectrum is not None:
             opts["spectrum"] = args.spectrum
         return opts
+    if args.model == "linear-transformer-per-mode":
+        return {"dim": args.dim, "N": args.N, "spectrum": args.spectrum}
     return {"n_in": args.n_in, "n_hidden": args.n_hidden, "n_out": args.n_out}
 
 
@@ -192,7 +196,7 @@ def parser() -> argparse.ArgumentParser:
                     "with standard errors and z-scores, and write report.json and plots to "
                     "--out. Exits 1 if any check fails.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    v.add_argument("model", choices=sorted(BUILTINS), help="built-in model")
+    v.add_argument("model", choices=VERIFIABLE, help="built-in model")
     v.add_argument("--quick", action="store_true", help="a smaller plan that runs in seconds")
     v.add_argument("--out", default="symicl-verify", help="folder for report.json and plots")
     v.add_argument("--no-plots", action="store_true", help="skip the PNG plots")

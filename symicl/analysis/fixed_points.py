@@ -727,7 +727,10 @@ def learned_map(model: Model, values: Mapping) -> dict:
     pairs = [("P22", "Q11"), ("P21", "Q21"), ("W2", "W1")]
     for left, right in pairs:
         if left in b and right in b:
-            out[f"{left}*{right}"] = (b[left] * b[right]).xreplace(sub).applyfunc(sp.factor)
+            L, R = b[left], b[right]
+            if L.shape == (1, 1) and R.shape[0] != 1:   # scalar tasks: p2 is a number
+                L = L[0, 0]
+            out[f"{left}*{right}"] = (L * R).xreplace(sub).applyfunc(sp.factor)
     if not out:
         raise ModelError(f"no learned map is known for model {model.name} "
                          f"(blocks {', '.join(b)})")

@@ -54,7 +54,7 @@ class Stability:
         return {"kind": self.kind, "unstable_directions": self.n_unstable,
                 "stable_directions": self.n_stable, "zero_eigenvalues": self.n_zero,
                 "zero_along_family": self.along_family,
-                "eigenvalues": [[sp.sstr(e, order="lex"), m] for e, m in self.eigenvalues],
+                "eigenvalues": [[sp.sstr(e, order="lex"), int(m)] for e, m in self.eigenvalues],
                 "method": self.method}
 
     def describe(self) -> str:

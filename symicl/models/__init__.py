@@ -13,6 +13,7 @@ __all__ = ["BUILTINS", "build", "deep_linear", "linear_transformer", "per_mode_m
 
 BUILTINS = {
     "linear-transformer": linear_transformer,
+    "linear-transformer-per-mode": per_mode_model,
     "deep-linear": deep_linear,
 }
 

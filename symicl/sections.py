@@ -1,0 +1,342 @@
+"""The analysis sections of a committed derivation, each as data, LaTeX and Markdown.
+
+Every function here takes a derived :class:`~symicl.model.Model` and returns a
+:class:`Section`: a key of ``derivation.json`` with its JSON-ready value, the
+LaTeX ``align`` blocks of ``equations.tex`` and the Markdown lines of
+``README.md``.  Everything shown is computed by :mod:`symicl.analysis` from
+the model; nothing is typed from the literature.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from collections.abc import Mapping
+
+import sympy as sp
+
+from .analysis.closed_forms import logistic_mode
+from .analysis.conservation import conservation_laws
+from .analysis.fixed_points import FixedPoints, fixed_points, learned_map
+from .analysis.timescales import timescales
+from .export.names import latex
+from .model import Model
+from .models import per_mode_model
+from .symbols import natural_key
+
+__all__ = [
+    "Section",
+    "conserved",
+    "fixed_point_section",
+    "logistic_section",
+    "per_mode_difference",
+    "timescale_section",
+]
+
+
+@dataclass
+class Section:
+    """One part of a derivation: JSON entries, LaTeX blocks and Markdown lines."""
+
+    data: dict = field(default_factory=dict)
+    tex: list = field(default_factory=list)
+    md: list = field(default_factory=list)
+
+
+def _s(e) -> str:
+    return sp.sstr(sp.sympify(e), order="lex")
+
+
+def _by_name(constants: Mapping) -> list[tuple[str, object]]:
+    """(name, value) pairs in natural order of the names."""
+    return sorted(((str(k), v) for k, v in constants.items()),
+                  key=lambda kv: natural_key(sp.Symbol(kv[0])))
+
+
+def _constants_text(constants: Mapping) -> str:
+    return ", ".join(f"{k} = {v}" for k, v in _by_name(constants))
+
+
+def _align(comment: str, lines: list[str]) -> str:
+    return f"% {comment}\n\\begin{{align}}\n" + " \\\\\n".join(lines) + "\n\\end{align}"
+
+
+# -- conservation laws ---------------------------------------------------------------------------
+
+def conserved(model: Model) -> Section:
+    """Quadratic laws h with grad h . F = 0 identically, and their per-step change under GD."""
+    laws = conservation_laws(model)
+    syms = model.parameters + model.constants
+    sec = Section({"conserved": [str(h) for h in laws.expressions()],
+                   "inert": [p.name for p in laws.inert]})
+    sec.tex.append("% conserved quantities (grad h . F = 0 identically)")
+    sec.md += ["## Conserved quantities", "",
+               "Found by solving grad h . F = 0 identically for all quadratic h "
+               "(each with its certificate); under gradient descent with step eta each "
+               "changes per step by exactly eta^2 times the quadratic form of the gradient "
+               "g = dL/dtheta shown.", ""]
+    for law in laws.laws:
+        sec.tex.append(f"\\begin{{align}}\nh &= {latex(law.expression, syms)}\n\\end{{align}}")
+        sec.md.append(f"- $h = {latex(law.expression, syms)}$; per step of gradient descent: "
+                      f"$\\Delta h = \\eta^2 ({latex(law.step_change.get(2, 0))})$")
+    if laws.inert:
+        sec.md += ["", "Inert parameters (zero gradient, trivially conserved): "
+                   + ", ".join(f"`{p.name}`" for p in laws.inert) + "."]
+    sec.md.append("")
+    return sec
+
+
+def per_mode_difference(model: Model) -> Section:
+    """L_vector - L_scalar(a_a = p_a q_a) for the aligned reduction with diagonal tasks.
+
+    The scalar-task model's exact loss is the per-mode form; the difference is
+    what the per-mode approximation leaves out for the vector model.
+    """
+    per_mode = per_mode_model(model.options["dim"]).expected_loss()
+    diff = sp.factor(sp.expand(model.expected_loss() - per_mode))
+    syms = model.parameters + model.constants
+    body = latex(diff, syms)
+    return Section(
+        {"per_mode_difference": str(diff)},
+        ["% exact loss minus the per-mode (scalar-task) form\n"
+         f"\\begin{{align}}\nL - L_{{\\mathrm{{per\\,mode}}}} &= {body}\n\\end{{align}}"],
+        ["## Where the per-mode approximation differs", "",
+         "The per-mode form of the loss is the exact loss of the same reduction "
+         "with scalar tasks y = w^T x (derived by symicl, gains a_a = p_a q_a). "
+         "For the vector model with diagonal tasks the exact loss differs by a "
+         "term of order 1/N that couples the modes; it vanishes for an isotropic "
+         "spectrum with equal modes and as N -> infinity:", "",
+         f"$$L - L_{{\\mathrm{{per\\,mode}}}} = {body}$$", ""])
+
+
+# -- fixed points --------------------------------------------------------------------------------
+
+def _point_tex(point, syms) -> str:
+    return ", \\; ".join(f"{latex(p, syms)} = {latex(v, syms)}" for p, v in
+                         sorted(point.values.items(), key=lambda kv: natural_key(kv[0]))
+                         if v != 0 and p not in point.free)
+
+
+def _kind(point) -> str:
+    return point.stability.describe() if point.stability is not None else "not classified"
+
+
+def _points_md(res: FixedPoints, syms) -> list[str]:
+    out = []
+    for k, pt in enumerate(res, start=1):
+        body = _point_tex(pt, syms) or "\\text{all parameters } 0"
+        free = (f"; free: {', '.join(f'`{f}`' for f in pt.free)}" if pt.free else "")
+        out.append(f"{k}. $ {body} $ — {_kind(pt)}{free}.")
+    return out
+
+
+def _points_tex(res: FixedPoints, syms, comment: str) -> str:
+    lines = []
+    for k, pt in enumerate(res, start=1):
+        body = _point_tex(pt, syms) or "\\text{all parameters } 0"
+        lines.append(f"&\\text{{({k}) {_kind(pt)}}}: && {body}")
+    return _align(comment, lines)
+
+
+def _learned(model: Model, res: FixedPoints) -> dict:
+    """The learned maps of the stable points (name -> matrix)."""
+    return {i: learned_map(model, pt.values) for i, pt in enumerate(res, start=1)
+            if pt.stability is not None and pt.stability.kind == "stable"}
+
+
+def _gains(model: Model, res: FixedPoints) -> list | None:
+    """Diagonal gains a_a = p_a q_a of an aligned reduction at its first stable point
+    (unclassified points: the first point with every gain non-zero)."""
+    if model.options.get("reduction") not in ("aligned", "per-mode"):
+        return None
+    dim = model.options["dim"]
+    names = {x.name: x for x in model.parameters}
+    # scalar tasks share one p: a_a = p q_a
+    pairs = [(names.get(f"p_{a}", names["p_1"]), names[f"q_{a}"]) for a in range(1, dim + 1)]
+    if any(pt.stability is not None for pt in res):
+        chosen = res.stable()
+    else:
+        chosen = [pt for pt in res if all(pt.values[p] != 0 and pt.values[q] != 0
+                                          for p, q in pairs)]
+    if not chosen:
+        return None
+    v = chosen[0].values
+    return [sp.factor(sp.simplify(v[p] * v[q])) for p, q in pairs]
+
+
+def fixed_point_section(model: Model, symbolic: Mapping | None, example: FixedPoints | None,
+                        skip: str | None = None) -> Section:
+    """All real fixed points: symbolically (``symbolic`` = fixed_points options) and/or
+    at numeric constants (``example``, found by
+    :func:`~symicl.analysis.fixed_points.fixed_points`), classified by the Jacobian's eigenvalues, with
+    the learned predictor of each stable point; for the aligned reduction with
+    diagonal tasks, the stable gains against those of the per-mode model."""
+    syms = model.parameters + model.constants
+    sec = Section({"fixed_points": {}})
+    data = sec.data["fixed_points"]
+    sec.md += ["## Fixed points", "",
+               "Every real zero of the flow, by a factorising Groebner decomposition (no local "
+               "search), each verified by substitution and classified by the eigenvalues of "
+               "the derived Jacobian. Parameters not shown are 0; a family's free "
+               "parameters take any real value where the expressions are finite.", ""]
+    if skip:
+        data["not_computed"] = skip
+        sec.md += [f"Not computed: {skip}.", ""]
+        sec.tex.append(f"% fixed points not computed: {skip}")
+        return sec
+    aligned_vector = (model.options.get("reduction") == "aligned"
+                      and model.options.get("tasks") == "aligned")
+    if symbolic is not None:
+        res = fixed_points(model, **symbolic)
+        data["symbolic"] = [pt.describe() for pt in res]
+        sec.md += ["For symbolic constants (generic values):", ""] + _points_md(res, syms) + [""]
+        sec.tex.append(_points_tex(res, syms, "fixed points, symbolic constants"))
+        gains = _gains(model, res)
+        if gains is not None:
+            data["stable_gains"] = [_s(g) for g in gains]
+            body = ", \\quad ".join(f"a_{{{a}}} = {latex(g, syms)}"
+                                    for a, g in enumerate(gains, start=1))
+            sec.md += ["Learned gains a_a (the predictor p2 q1 = diag(a)) where every mode is "
+                       "learned (the stable point):", "",
+                       f"$$ {body} $$", ""]
+            sec.tex.append(_align("learned gains at the stable point", [body.replace(
+                " = ", " &= ", 1)]))
+    if example is not None:
+        res = example
+        text = _constants_text(res.constants)
+        data["example"] = {"constants": {k: _s(v) for k, v in _by_name(res.constants)},
+                           "points": [pt.describe() for pt in res]}
+        sec.md += [f"At {text}:", ""] + _points_md(res, syms) + [""]
+        sec.tex.append(_points_tex(res, syms, f"fixed points at {text}"))
+        learned = _learned(model, res)
+        if learned:
+            data["example"]["learned"] = {str(i): {k: [[_s(x) for x in row] for row in v.tolist()]
+                                                   for k, v in maps.items()}
+                                          for i, maps in learned.items()}
+            for i, maps in learned.items():
+                body = ", \\quad ".join(f"{k.replace('*', ' ')} = {latex(v)}"
+                                        for k, v in maps.items())
+                sec.md += [f"Learned predictor at stable point {i}: $ {body} $", ""]
+        if aligned_vector:
+            sec = _compare_per_mode(model, res, sec)
+    return sec
+
+
+def _compare_per_mode(model: Model, res: FixedPoints, sec: Section) -> Section:
+    exact = _gains(model, res)
+    pm_model = per_mode_model(model.options["dim"])
+    per_mode = _gains(pm_model, fixed_points(pm_model, {str(k): v for k, v in
+                                                          res.constants.items()}))
+    if exact is None or per_mode is None:
+        return sec
+    sec.data["fixed_points"]["example"]["per_mode_gains"] = [_s(g) for g in per_mode]
+    rows = [f"| {a} | ${latex(e)}$ = {float(e):.4f} | ${latex(p)}$ = {float(p):.4f} | "
+            f"{float(e - p):+.4f} |" for a, (e, p) in enumerate(zip(exact, per_mode), start=1)]
+    sec.md += ["The per-mode (paper's) flow, derived by symicl as the scalar-task model, "
+               "has its own stable point; its gains differ from the exact coupled flow's at "
+               "finite N with an anisotropic spectrum:", "",
+               "| mode | exact a_a | per-mode a_a | difference |", "|---|---|---|---|", *rows, ""]
+    sec.tex.append(_align("stable gains: exact flow vs the per-mode flow", [
+        f"a_{{{a}}}^{{\\mathrm{{exact}}}} &= {latex(e)}, \\quad "
+        f"a_{{{a}}}^{{\\mathrm{{per\\,mode}}}} = {latex(p)}"
+        for a, (e, p) in enumerate(zip(exact, per_mode), start=1)]))
+    return sec
+
+
+# -- timescales ----------------------------------------------------------------------------------
+
+_FLOAT = re.compile(r"-?\d+\.\d{7,}")
+
+
+def _short(e):
+    """Floating-point numbers to 6 significant digits (for reading; JSON keeps all)."""
+    return e.xreplace({f: sp.Float(f, 6) for f in sp.sympify(e).atoms(sp.Float)})
+
+
+def _rates_md(ts, syms, what: str) -> list[str]:
+    rates = ts.growth if what == "growth" else ts.relaxation
+    return [f"- {_FLOAT.sub(lambda m: f'{float(m.group()):.6g}', label)}: "
+            f"${latex(_short(r), syms)}$" for label, r in sorted(rates.items())]
+
+
+def timescale_section(model: Model, symbolic: bool, example: FixedPoints | None,
+                      relaxation: bool = True) -> Section:
+    """Growth rates at the origin (symbolic and/or at the constants of the fixed
+    points ``example``), escape times, learning order and, with ``relaxation``,
+    relaxation rates at the first stable point (escape to its size; else to size 1)."""
+    syms = model.parameters + model.constants
+    sec = Section({"timescales": {}})
+    data = sec.data["timescales"]
+    sec.md += ["## Timescales and staged learning", "",
+               "Linearising the flow at the origin (a small initialisation) gives a growth "
+               "rate r per mode (eigenspace of the Jacobian; the parameters it involves name "
+               "it); from a start of scale eps a mode escapes at t = (1/r) log(c/eps), c its "
+               "size at the stable point, so modes are learned in the order of decreasing r. "
+               "At the stable point the negative eigenvalues give relaxation rates.", ""]
+    if symbolic:
+        ts = timescales(model, scale=1)
+        data["symbolic_growth_rates"] = {k: _s(v) for k, v in sorted(ts.growth.items())}
+        sec.md += ["Growth rates at the origin, symbolic constants:", ""]
+        sec.md += _rates_md(ts, syms, "growth") + [""]
+        sec.tex.append(_align("growth rates at the origin", [
+            f"r_{{\\text{{{label}}}}} &= {latex(r, syms)}" for label, r in
+            sorted(ts.growth.items())]))
+    if example is not None:
+        stable = example.stable() if relaxation else []
+        constants = {str(k): v for k, v in example.constants.items()}
+        ts = timescales(model, constants, stable_point=stable[0] if stable else None,
+                        scale="learned" if stable else 1)
+        text = _constants_text(constants)
+        data["example"] = {"constants": {k: _s(v) for k, v in _by_name(constants)},
+                           **ts.to_dict()}
+        sec.md += [f"At {text}: growth rates", ""] + _rates_md(ts, syms, "growth") + [""]
+        if ts.order:
+            sec.md += ["Learned in the order: " + " -> ".join(ts.order) + ".", ""]
+        sec.md += [f"Escape times from scale eps (to {'the stable point' if stable else 'size 1'}):",
+                   ""]
+        sec.md += [f"- {k}: $t = {latex(v, syms)}$" for k, v in sorted(ts.escape.items())] + [""]
+        if ts.relaxation:
+            sec.md += ["Relaxation rates at the stable point:", ""]
+            sec.md += _rates_md(ts, syms, "relaxation") + [""]
+        sec.tex.append(_align(f"timescales at {text}: growth rates and escape times", [
+            f"r_{{\\text{{{label}}}}} &= {latex(ts.growth[label], syms)}, \\quad "
+            f"t_{{\\text{{esc}}}} = {latex(ts.escape[label], syms)}"
+            for label in (ts.order or sorted(ts.growth))]))
+    return sec
+
+
+# -- closed forms --------------------------------------------------------------------------------
+
+def logistic_section(model: Model, modes: list) -> Section:
+    """Logistic solutions of decoupled modes on their balanced sets.
+
+    ``modes``: (p, q, options) with options passed to
+    :func:`~symicl.analysis.closed_forms.logistic_mode` (restrict, constants).
+    """
+    syms = model.parameters + model.constants
+    sec = Section({"closed_forms": []})
+    sec.md += ["## Closed forms: logistic modes", "",
+               "On an invariant subset where a mode (p, q) decouples, the flow conserves "
+               "p^2 - c q^2; on the balanced set p = sqrt(c) q the gain a = p q obeys a "
+               "Bernoulli equation da/dt = r a (1 - a/a_inf), solved by sympy.dsolve and "
+               "verified by substitution:", ""]
+    names = {x.name: x for x in syms}
+    names.setdefault("s", sp.Symbol("s", positive=True))
+    for p, q, options in modes:
+        options = {key: {k: sp.sympify(v, locals=names) for k, v in value.items()}
+                   for key, value in options.items()}
+        mode = logistic_mode(model, p, q, **options)
+        where = ", ".join(f"{k} = {v}" for k, v in {**{str(k): v for k, v in mode.restrict.items()},
+                                                     **{str(k): v for k, v in mode.constants.items()}
+                                                     }.items())
+        entry = {"mode": [str(mode.p), str(mode.q)], "where": where, **mode.summary()}
+        sec.data["closed_forms"].append(entry)
+        head = f"mode ({mode.p}, {mode.q})" + (f", on {where}" if where else "")
+        sec.md += [f"- {head}: balance c = ${latex(mode.balance, syms)}$, "
+                   f"$\\dot a = {latex(mode.ode.subs(mode.gain, sp.Symbol('a')), syms)}$, ",
+                   f"  $$a(t) = {latex(mode.solution, syms)}$$"]
+        sec.tex.append(_align(f"logistic {head}", [
+            f"\\dot a &= {latex(mode.ode.subs(mode.gain, sp.Symbol('a')), syms)} \\\\",
+            f"a(t) &= {latex(mode.solution, syms)}"]).replace("\\\\ \\\\", "\\\\"))
+    sec.md.append("")
+    return sec
