@@ -55,6 +55,25 @@ def _render(model, fmt: str, standalone: bool) -> str:
     return export.to_markdown(model)
 
 
+def _committed(model):
+    from .derivations import config_for
+
+    return config_for(model)
+
+
+def _render_committed(folder: str, fmt: str, standalone: bool) -> str:
+    """A committed configuration's full text (loss, flow and analysis)."""
+    from .derivations import render
+    from .export.latex import document
+
+    files = render(folder)
+    if fmt == "json":
+        return files["derivation.json"]
+    if fmt == "latex":
+        return document(files["equations.tex"]) if standalone else files["equations.tex"]
+    return files["README.md"]
+
+
 def cmd_derive_all(args: argparse.Namespace) -> int:
     from .derivations import write_all
 
@@ -86,7 +105,12 @@ def cmd_derive(args: argparse.Namespace) -> int:
     model.flow()
     print(f"symicl: derived expected loss and flow of {len(model.parameters)} parameters "
           f"in {time.perf_counter() - start:.2f} s", file=sys.stderr, flush=True)
-    text = _render(model, args.format, args.standalone)
+    config = _committed(model)
+    if config is None:
+        text = _render(model, args.format, args.standalone)
+    else:
+        print(f"symicl: with the analysis of derivations/{config.folder}", file=sys.stderr)
+        text = _render_committed(config.folder, args.format, args.standalone)
     if args.output:
         write_atomic(args.output, text)
         print(f"symicl: wrote {args.output}", file=sys.stderr)

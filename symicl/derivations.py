@@ -35,7 +35,7 @@ from .matrix_level import build as build_matrix
 from .model import Model
 from .models import build
 
-__all__ = ["CONFIGS", "Config", "render", "write_all"]
+__all__ = ["CONFIGS", "Config", "config_for", "render", "write_all"]
 
 
 @dataclass(frozen=True)
@@ -168,6 +168,14 @@ def _matrix_section(config: Config) -> sections.Section:
     md += [f"$$\\frac{{\\partial L}}{{\\partial {block_tex[k]}}} = {v.latex()}$$"
            for k, v in grads.items()]
     return sections.Section(data, tex, md)
+
+
+def config_for(model: Model) -> Config | None:
+    """The committed configuration that derives exactly ``model`` (same name and options)."""
+    for config in CONFIGS:
+        if config.model == model.name and config.build().options == model.options:
+            return config
+    return None
 
 
 def write_all(root: str, check: bool = False, log=print) -> list[str]:

@@ -130,11 +130,18 @@ def _points_md(res: FixedPoints, syms) -> list[str]:
     return out
 
 
+def _short_kind(point) -> str:
+    st = point.stability
+    if st is None:
+        return "not classified"
+    return f"saddle, {st.n_unstable} unstable" if st.kind == "saddle" else st.kind
+
+
 def _points_tex(res: FixedPoints, syms, comment: str) -> str:
     lines = []
     for k, pt in enumerate(res, start=1):
         body = _point_tex(pt, syms) or "\\text{all parameters } 0"
-        lines.append(f"&\\text{{({k}) {_kind(pt)}}}: && {body}")
+        lines.append(f"&\\text{{({k}) {_short_kind(pt)}}}: && {body}")
     return _align(comment, lines)
 
 
@@ -278,9 +285,11 @@ def timescale_section(model: Model, symbolic: bool, example: FixedPoints | None,
         data["symbolic_growth_rates"] = {k: _s(v) for k, v in sorted(ts.growth.items())}
         sec.md += ["Growth rates at the origin, symbolic constants:", ""]
         sec.md += _rates_md(ts, syms, "growth") + [""]
-        sec.tex.append(_align("growth rates at the origin", [
-            f"r_{{\\text{{{label}}}}} &= {latex(r, syms)}" for label, r in
-            sorted(ts.growth.items())]))
+        labels = sorted(ts.growth)
+        sec.tex.append(_align("growth rates at the origin: " + "; ".join(
+            f"r_{k} {label}" for k, label in enumerate(labels, start=1)), [
+            f"r_{{{k}}} &= {latex(ts.growth[label], syms)}"
+            for k, label in enumerate(labels, start=1)]))
     if example is not None:
         stable = example.stable() if relaxation else []
         constants = {str(k): v for k, v in example.constants.items()}
@@ -298,10 +307,12 @@ def timescale_section(model: Model, symbolic: bool, example: FixedPoints | None,
         if ts.relaxation:
             sec.md += ["Relaxation rates at the stable point:", ""]
             sec.md += _rates_md(ts, syms, "relaxation") + [""]
-        sec.tex.append(_align(f"timescales at {text}: growth rates and escape times", [
-            f"r_{{\\text{{{label}}}}} &= {latex(ts.growth[label], syms)}, \\quad "
-            f"t_{{\\text{{esc}}}} = {latex(ts.escape[label], syms)}"
-            for label in (ts.order or sorted(ts.growth))]))
+        labels = ts.order or sorted(ts.growth)
+        sec.tex.append(_align(f"timescales at {text}, in the order learned: " + "; ".join(
+            f"r_{k} {label}" for k, label in enumerate(labels, start=1)), [
+            f"r_{{{k}}} &= {latex(ts.growth[label], syms)}, \\quad "
+            f"t_{{\\mathrm{{esc}}}} = {latex(ts.escape[label], syms)}"
+            for k, label in enumerate(labels, start=1)]))
     return sec
 
 

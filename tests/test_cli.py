@@ -10,7 +10,9 @@ from symicl.cli import main
 def test_json_contract(capsys):
     assert main(["derive", "linear-transformer", "--dim", "2", "--reduction", "aligned"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert list(data) == ["model", "options", "parameters", "constants", "loss", "flow"]
+    assert list(data)[:6] == ["model", "options", "parameters", "constants", "loss", "flow"]
+    # a committed configuration comes with its analysis
+    assert {"conserved", "fixed_points", "timescales"} <= set(data)
     assert data["parameters"] == ["p_1", "p_2", "q_1", "q_2"]
     assert data["constants"] == ["N", "s_1", "s_2"]
     names = {n: sp.Symbol(n) for n in data["parameters"] + data["constants"]}

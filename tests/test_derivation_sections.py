@@ -98,3 +98,20 @@ def test_equations_tex_has_the_analysis_blocks(folder):
     tex = render(folder)["equations.tex"]
     assert tex.count("\\begin{align}") == tex.count("\\end{align}")
     assert "% fixed points at" in tex and "% timescales at" in tex
+    assert "\\text{eigenvalue" not in tex
+
+
+def test_every_equations_tex_compiles_with_pdflatex(tmp_path):
+    import shutil
+    import subprocess
+
+    from symicl.export.latex import document
+
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed")
+    for c in CONFIGS:
+        tex = tmp_path / f"{c.folder}.tex"
+        tex.write_text(document(render(c.folder)["equations.tex"]))
+        run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, (c.folder, run.stdout[-1500:])

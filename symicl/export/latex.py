@@ -8,7 +8,7 @@ from ..model import Model
 from .grouping import by_inverse_powers
 from .names import latex
 
-__all__ = ["to_latex", "loss_lines", "flow_lines"]
+__all__ = ["document", "flow_lines", "loss_lines", "to_latex"]
 
 
 def _n_symbol(model: Model):
@@ -47,7 +47,10 @@ def to_latex(model: Model, standalone: bool = False) -> str:
     body = (f"% symicl derivation: {model.name} {sp.sstr(model.options)}\n"
             "% expected loss\n" + _align(first) + "% expected-gradient flow\n" +
             _align(flow_lines(model)))
-    if not standalone:
-        return body
+    return document(body) if standalone else body
+
+
+def document(body: str) -> str:
+    """``body`` (align blocks) as a whole document that pdflatex compiles."""
     return ("\\documentclass{article}\n\\usepackage{amsmath}\n\\usepackage[margin=2cm]{geometry}\n"
             "\\allowdisplaybreaks\n\\begin{document}\n" + body + "\\end{document}\n")
