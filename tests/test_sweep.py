@@ -206,3 +206,31 @@ def test_deep_linear_point(tmp_path):
     assert row["status"] == "ok"
     assert np.isfinite([row["loss_z_exact"], row["mode_err_exact"], row["mode_z_exact"]]).all()
     assert 0 < row["loss_end"] < 0.5 * (2.0 ** 2 + 0.5 ** 2)
+
+
+def test_gain_z_leaves_out_the_shared_start():
+    """At t = 0 every seed holds p q = 0.1 * 0.1: mean and SE are rounding error there,
+    with ratio sqrt(runs - 1) = 5.57; that record must not set the z of a point."""
+    from symicl.sweep.measure import _errors
+
+    rng = np.random.default_rng(0)
+    sgd = np.full((32, 26, 2), 0.1) * np.full((32, 26, 2), 0.1)
+    sgd[:, 1:] += 0.01 * rng.standard_normal((32, 25, 2))
+    flow = np.full((26, 2), 0.1 * 0.1)
+    err, z = _errors(sgd, flow)
+    _, z_later = _errors(sgd[:, 1:], flow[1:])
+    assert z == z_later < 5
+    assert err == np.max(np.abs(sgd.mean(axis=0) - flow))
+
+
+def test_gradient_descent_reference_is_first_order_in_eta():
+    """gain_err_gd_flow is the flow's discretisation error: it halves with eta."""
+    from symicl.sweep.measure import _flow, _gd, _schedule, _transformer_models
+
+    aligned, _ = _transformer_models(2)
+    consts, theta0, gaps = {"N": 8, "s_1": 2.0, "s_2": 0.5}, [0.1] * 4, []
+    for eta in (0.02, 0.01):
+        steps, every, t = _schedule({"t_end": 2.0, "eta": eta, "records": 10})
+        gaps.append(np.max(np.abs(_gd(aligned, theta0, consts, eta, steps)
+                                  - _flow(aligned, theta0, consts, t).theta)))
+    assert 1.8 < gaps[0] / gaps[1] < 2.2

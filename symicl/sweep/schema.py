@@ -68,6 +68,9 @@ MEASURES: dict[str, dict[str, str]] = {
         "gain_err_per_mode": "max over t and modes of |mean a_SGD - a_per-mode flow|",
         "gain_z_exact": "max over t and modes of |mean a_SGD - a_exact flow| / SE",
         "gain_z_per_mode": "max over t and modes of |mean a_SGD - a_per-mode flow| / SE",
+        "gain_err_gd_flow": "max over t and modes of |a_GD - a_exact flow|, GD = gradient "
+                            "descent on the expected loss at the same eta (discretisation error)",
+        "gain_z_gd": "max over t and modes of |mean a_SGD - a_GD| / SE (the SGD noise's share)",
         "loss_end": "exact-flow loss at t_end",
     },
     "deep-linear": {
