@@ -65,7 +65,6 @@ def train(torch, device, cfg, seeds, progress):
     warm = t.get("warmup", 10)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min(k / warm, 1.0))   # Nanda: min(step/10, 1)
     (xtr, ytr), (xte, yte) = make_data(torch, p, cfg["train_fraction"], seeds, device)
-    F = torch.nn.functional
 
     def ce(logits, y):  # per-seed mean cross-entropy, float64 log-softmax as in Nanda et al.
         lp = logits.double().log_softmax(-1)
