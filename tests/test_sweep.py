@@ -234,3 +234,15 @@ def test_gradient_descent_reference_is_first_order_in_eta():
         gaps.append(np.max(np.abs(_gd(aligned, theta0, consts, eta, steps)
                                   - _flow(aligned, theta0, consts, t).theta)))
     assert 1.8 < gaps[0] / gaps[1] < 2.2
+
+
+def test_cli_exits_1_when_points_failed(tmp_path, capsys):
+    """A sweep with a diverging point finishes, stores the error and exits 1, naming the count."""
+    cfg = tmp_path / "diverge.toml"
+    cfg.write_text('model = "linear-transformer"\nmeasure = ["gain_err_exact"]\n'
+                   '[fixed]\nruns = 4\nbatch = 8\nt_end = 1.0\neta = 0.02\nN = 4\n'
+                   '[grid]\ninit = [0.1, 30.0]\n')
+    out = tmp_path / "out"
+    assert main(["sweep", str(cfg), "--out", str(out), "--workers", "0", "--quiet",
+                 "--no-plots"]) == 1
+    assert "1 of 2 points failed" in capsys.readouterr().err

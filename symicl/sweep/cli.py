@@ -62,6 +62,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         _plot(config, out)
     if args.table:
         print(table_text(out))
+    return _report_errors(out)
+
+
+def _report_errors(out: str) -> int:
+    """1 (with a message) when any stored point of the sweep is an error, else 0."""
+    from .store import load
+
+    frame = load(out)
+    failed = int((frame["status"] == "error").sum()) if len(frame) else 0
+    if failed:
+        print(f"symicl sweep: {failed} of {len(frame)} points failed; their errors are in "
+              f"`symicl sweep-table {out}`; --retry-errors reruns them", file=sys.stderr)
+        return 1
     return 0
 
 
