@@ -17,19 +17,11 @@ from symicl.analysis.prior_knowledge import (
     compare_starts,
     decay_profile,
     standard_starts,
+    teacher,
     time_to_loss,
 )
 from symicl.analysis.representations import Representations, closed_form
 from symicl.simulate import DeepLinearSGD
-
-
-def teacher(o, i, s, seed):
-    rng = np.random.default_rng(seed)
-    U, _ = np.linalg.qr(rng.standard_normal((o, o)))
-    V, _ = np.linalg.qr(rng.standard_normal((i, i)))
-    S = np.zeros((o, i))
-    S[range(len(s)), range(len(s))] = s
-    return U @ S @ V.T
 
 
 @pytest.fixture(scope="module")

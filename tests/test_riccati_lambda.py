@@ -12,6 +12,7 @@ import pytest
 import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_closed_forms import _rational_orthogonal as _cayley
 
 from symicl import symbols
 from symicl.analysis.closed_forms import NotBalancedError
@@ -32,17 +33,6 @@ from symicl.models import build
 
 DPS = 50
 SCALE = sp.Rational(1, 10)
-
-
-def _cayley(n, seed):
-    """(I - S)(I + S)^{-1}, S rational skew: an exactly orthogonal rational matrix."""
-    rng = np.random.default_rng(seed)
-    S = sp.zeros(n, n)
-    for r in range(n):
-        for c in range(r + 1, n):
-            S[r, c] = sp.Rational(int(rng.integers(-5, 6)), 7)
-            S[c, r] = -S[r, c]
-    return (sp.eye(n) - S) * (sp.eye(n) + S).inv()
 
 
 def _lambda_balanced(i, h, o, lam, seed, scale=SCALE):

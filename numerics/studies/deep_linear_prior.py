@@ -22,19 +22,12 @@ from symicl.analysis.prior_knowledge import (
     balanced_weights,
     compare_starts,
     standard_starts,
+    teacher,
 )
 from symicl.analysis.representations import closed_form, flow_path
 
 OUT = Path(__file__).with_name("results") / "deep_linear_prior"
 
-
-def teacher(o, i, s, seed):
-    rng = np.random.default_rng(seed)
-    U, _ = np.linalg.qr(rng.standard_normal((o, o)))
-    V, _ = np.linalg.qr(rng.standard_normal((i, i)))
-    S = np.zeros((o, i))
-    S[range(len(s)), range(len(s))] = s
-    return U @ S @ V.T
 
 
 def agreement_at_scale(seed: int = 7) -> dict:

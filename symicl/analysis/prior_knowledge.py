@@ -31,7 +31,19 @@ from .representations import F_lambda, Representations, closed_form
 from .riccati import riccati_solve
 
 __all__ = ["Start", "balanced_weights", "compare_starts", "decay_profile", "standard_starts",
-           "time_to_loss"]
+           "teacher", "time_to_loss"]
+
+
+def teacher(n_out: int, n_in: int, singular_values, seed: int = 0) -> np.ndarray:
+    """T = U diag(s) V^T (n_out x n_in) with U, V the Q factors of seeded Gaussian
+    matrices; singular values beyond min(n_out, n_in) are dropped."""
+    rng = np.random.default_rng(seed)
+    U, _ = np.linalg.qr(rng.standard_normal((n_out, n_out)))
+    V, _ = np.linalg.qr(rng.standard_normal((n_in, n_in)))
+    r = min(n_out, n_in, len(singular_values))
+    S = np.zeros((n_out, n_in))
+    S[np.arange(r), np.arange(r)] = np.asarray(singular_values, dtype=float)[:r]
+    return U @ S @ V.T
 
 
 def _orthonormal(rng, n: int, k: int) -> np.ndarray:

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..analysis.conservation import conservation_laws
-from ..analysis.prior_knowledge import balanced_weights, time_to_loss
+from ..analysis.prior_knowledge import balanced_weights, teacher, time_to_loss
 from ..analysis.representations import closed_form, flow_path
 from ..codegen import kernels
 from ..models import build
@@ -64,14 +64,7 @@ class DeepLinearPlan:
 
     def teacher(self) -> np.ndarray:
         """T = U diag(singular values) V^T with fixed random orthogonal U, V."""
-        rng = np.random.default_rng(12345)
-        o, i = self.n_out, self.n_in
-        U, _ = np.linalg.qr(rng.normal(size=(o, o)))
-        V, _ = np.linalg.qr(rng.normal(size=(i, i)))
-        S = np.zeros((o, i))
-        r = min(o, i, len(self.singular_values))
-        S[np.arange(r), np.arange(r)] = self.singular_values[:r]
-        return np.round(U @ S @ V.T, 12)
+        return np.round(teacher(self.n_out, self.n_in, self.singular_values, seed=12345), 12)
 
 
 def _theta(names, W1, W2):
