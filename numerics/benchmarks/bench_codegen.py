@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -54,6 +53,8 @@ import tempfile
 import time
 
 import numpy as np
+
+from numerics.benchmarks.machine import machine
 
 CASES = [
     ("full d=1", {"dim": 1}),
@@ -97,15 +98,6 @@ def time_call(fn, repeats: int, target: float = 0.02) -> float:
     return statistics.median(times)
 
 
-def machine() -> str:
-    import numba
-    import scipy
-    import sympy
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
-    return (f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
-            f"os.cpu_count() = {os.cpu_count()}, load average {load[0]:.2f} at start\n"
-            f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
-            f"sympy {sympy.__version__}, numba {numba.__version__}")
 
 
 # -- child: one-off generation and compile times ----------------------------------
@@ -277,7 +269,7 @@ def main() -> int:
         child_generation(args.child_generation)
         return 0
     print("bench_codegen: generated flow kernels vs sympy.lambdify")
-    print(machine())
+    print(machine("numpy", "scipy", "sympy", "numba"))
     t_all = time.perf_counter()
     # The per-evaluation part uses its own temporary kernel cache as well.
     tmp = tempfile.mkdtemp(prefix="symicl-bench-codegen-main-")

@@ -41,26 +41,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
 
 import numpy as np
 
+from numerics.benchmarks.machine import machine
+
 D_IN, N_CTX, BATCH, ETA = 4, 32, 256, 0.01
 SPECTRUM = np.array([1.0, 0.75, 0.5, 0.25])
 SEEDS_MANY = 8
 
 
-def machine() -> str:
-    import numba
-    import torch
-    load = os.getloadavg()
-    return (f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
-            f"os.cpu_count() = {os.cpu_count()}, load average {load[0]:.2f} (1 min) at start\n"
-            f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
-            f"numba {numba.__version__}")
 
 
 def _calibrate(run_steps, min_time: float) -> int:
@@ -264,7 +257,7 @@ def main() -> int:
     t_all = time.perf_counter()
     t_default = torch.get_num_threads()
     print("bench_sgd: Monte Carlo SGD throughput, symicl TransformerSGD vs PyTorch CPU")
-    print(machine())
+    print(machine("numpy", "torch", "numba"))
     print(f"model: d = {D_IN}, N = {N_CTX}, B = {BATCH}, aligned tasks fresh per prompt, "
           f"s = {SPECTRUM.tolist()}, eta = {ETA}; median of {args.repeats} repeats of "
           f">= {args.min_time} s after warm-up")

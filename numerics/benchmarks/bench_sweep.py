@@ -36,23 +36,12 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse
 import logging
-import platform
 import shutil
 import statistics
 import tempfile
 import time
 
-
-def machine() -> str:
-    import dask
-    import numpy as np
-    import pyarrow
-
-    load = os.getloadavg()
-    return (f"machine: {platform.platform()}, os.cpu_count() = {os.cpu_count()}, "
-            f"load average {load[0]:.2f} (1 min) at start\n"
-            f"python {platform.python_version()}, numpy {np.__version__}, dask {dask.__version__}, "
-            f"pyarrow {pyarrow.__version__}")
+from numerics.benchmarks.machine import machine
 
 
 def config(points: int):
@@ -104,7 +93,7 @@ def bench(args, root: str) -> None:
     from symicl.sweep import load, points, run
     from symicl.sweep.measure import measure
 
-    print(machine())
+    print(machine("numpy", "dask", "pyarrow"))
     cfg = config(args.points)
     pts = points(cfg)
     n = len(pts)
