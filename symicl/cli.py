@@ -1,50 +1,100 @@
 """The ``symicl`` command line.
 
-    symicl models                         list the built-in models and their options
-    symicl derive MODEL [options]         derive the exact expected loss and flow
+    symicl models                              the built-in models and their options
+    symicl derive MODEL [options]              the exact expected loss and flow
+    symicl verify MODEL [options]              the derived flow against real SGD
+    symicl sweep CONFIG                        verify over a grid, on Dask
+
+MODEL is a built-in name or a user's ``PATH.py:FUNCTION`` /
+``package.module:FUNCTION``.  A model's options come from its specification
+(:mod:`symicl.spec`): ``symicl derive MODEL --help`` lists them; an option
+that does not belong to the model is an error naming it.  Exit codes: 0 pass,
+1 a failed check (or a diverged run), 2 bad input.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import threading
 import time
 from typing import Sequence
 
 from . import __version__
 from .errors import SymiclError
 from .files import write_atomic
-from .models import BUILTINS, build
 
-VERIFIABLE = ("deep-linear", "linear-transformer")   # the models with a plan in symicl.verify
-from .sweep.cli import add_parser as add_sweep_parsers
-
-__all__ = ["main"]
+__all__ = ["main", "parser"]
 
 FORMATS = ("json", "latex", "md")
+MAX_PARAMETERS = 80          # derive refuses larger models unless --force
 
 
-def _spectrum(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"spectrum must be comma-separated numbers, got {text!r}") from None
+class _Deprecated(argparse.Action):
+    """An old spelling of a flag: stores under the new name and says so once."""
+
+    def __init__(self, option_strings, dest, new=None, parse=None, **kw):
+        self.new, self.parse = new, parse
+        super().__init__(option_strings, dest, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"symicl: note: {option_string} is deprecated; use {self.new}", file=sys.stderr)
+        try:
+            setattr(namespace, self.dest, self.parse(values))
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"argument {option_string}: {exc}")
 
 
-def _model_options(args: argparse.Namespace) -> dict:
-    if args.model == "linear-transformer":
-        opts = {"dim": args.dim, "reduction": args.reduction, "tasks": args.tasks}
-        if args.N is not None:
-            opts["N"] = args.N
-        if args.spectrum is not None:
-            opts["spectrum"] = args.spectrum
-        return opts
-    if args.model == "linear-transformer-per-mode":
-        return {"dim": args.dim, "N": args.N, "spectrum": args.spectrum}
-    return {"n_in": args.n_in, "n_hidden": args.n_hidden, "n_out": args.n_out}
+def _typed(option):
+    def parse(text):
+        try:
+            return option.parse(text)
+        except SymiclError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    parse.__name__ = option.kind
+    return parse
 
 
+def _add_model_options(p: argparse.ArgumentParser, spec, command: str) -> None:
+    group = p.add_argument_group(f"{spec.name} options")
+    for o in spec.options_for(command):
+        default = spec.defaults.get(o.name, o.default) if command != "derive" else o.default
+        shown = ("symbolic" if o.role == "constant" else "none") if default is None else (
+            ",".join(f"{v:g}" for v in default) if isinstance(default, tuple) else default)
+        group.add_argument(o.flag, dest=f"m_{o.name}", type=_typed(o), default=None,
+                           metavar=o.kind.upper() if not o.choices else "{" + ",".join(o.choices) + "}",
+                           help=f"{o.help} (default: {shown})")
+        for alias in (o.aliases if command == "derive" else ()):
+            group.add_argument(alias, dest=f"m_{o.name}", action=_Deprecated, new=o.flag,
+                               parse=_typed(o), help=argparse.SUPPRESS)
+
+
+def _model_values(args: argparse.Namespace) -> dict:
+    return {k[2:]: v for k, v in vars(args).items() if k.startswith("m_") and v is not None}
+
+
+def _spec(name: str):
+    from .models import spec
+
+    return spec(name)
+
+
+def _options(spec, args: argparse.Namespace, command: str) -> dict:
+    from .spec import parse_assignments
+
+    values = _model_values(args)
+    given = parse_assignments(getattr(args, "opt", None), "--opt")
+    if given and not spec.free_options:
+        names = sorted(given)
+        raise SymiclError(f"--opt is for a user's model; {spec.name} takes its options as flags "
+                          f"({', '.join(o.flag for o in spec.options_for(command))}), not "
+                          f"{', '.join(names)}")
+    values.update(given)
+    return spec.check_options(values, command)
+
+
+# -- derive -------------------------------------------------------------------------------
 def _render(model, fmt: str, standalone: bool) -> str:
     from . import export
 
@@ -55,28 +105,67 @@ def _render(model, fmt: str, standalone: bool) -> str:
     return export.to_markdown(model)
 
 
-def _committed(model):
-    from .derivations import config_for
-
-    return config_for(model)
-
-
-def _render_committed(folder: str, fmt: str, standalone: bool) -> str:
-    """A committed configuration's full text (loss, flow and analysis)."""
-    from .derivations import render
+def _committed_text(folder: str, root: str, fmt: str, standalone: bool) -> str | None:
+    """A committed configuration's text read from ``root``, or None if it is not there."""
     from .export.latex import document
 
-    files = render(folder)
-    if fmt == "json":
-        return files["derivation.json"]
-    if fmt == "latex":
-        return document(files["equations.tex"]) if standalone else files["equations.tex"]
-    return files["README.md"]
+    name = {"json": "derivation.json", "latex": "equations.tex", "md": "README.md"}[fmt]
+    path = os.path.join(root, folder, name)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8", newline="") as fh:
+        text = fh.read()
+    return document(text) if fmt == "latex" and standalone else text
+
+
+class _Ticker:
+    """A line on stderr every few seconds while a long step runs."""
+
+    def __init__(self, what: str, every: float = 5.0):
+        self.what, self.every = what, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        start = time.perf_counter()
+        while not self._stop.wait(self.every):
+            print(f"symicl: still {self.what} ({time.perf_counter() - start:.0f} s)",
+                  file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+
+
+def _check_output(path: str | None, folder: bool = False) -> None:
+    """Fail before the work starts when ``path`` (a file, or a folder) cannot be written."""
+    if not path:
+        return
+    target = path if folder else (os.path.dirname(os.path.abspath(path)) or ".")
+    probe = target
+    while not os.path.exists(probe):
+        parent = os.path.dirname(os.path.abspath(probe))
+        if parent == probe:
+            break
+        probe = parent
+    if os.path.exists(target) and not os.path.isdir(target):
+        raise SymiclError(f"cannot write to {path}: {target} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise SymiclError(f"cannot write to {path}: {probe} is not writable")
+    if not folder and os.path.isdir(path):
+        raise SymiclError(f"cannot write to {path}: it is a folder")
 
 
 def cmd_derive_all(args: argparse.Namespace) -> int:
     from .derivations import write_all
 
+    if args.model is not None:
+        raise SymiclError("--all derives every committed configuration; give no model")
+    if args.check and not os.path.isdir(args.root):
+        raise SymiclError(f"no such folder: {args.root}")
     changed = write_all(args.root, check=args.check,
                         log=lambda msg: print(msg, file=sys.stderr, flush=True))
     if args.check:
@@ -99,77 +188,123 @@ def cmd_derive(args: argparse.Namespace) -> int:
         raise SymiclError("--check goes with --all")
     if args.model is None:
         raise SymiclError("name a model to derive, or give --all")
-    model = build(args.model, **_model_options(args))
+    if args.standalone and args.format != "latex":
+        raise SymiclError("--standalone goes with --format latex")
+    _check_output(args.output)
+    spec = _spec(args.model)
+    model = spec.build_model(_options(spec, args, "derive"), "derive")
+    from .derivations import config_for
+
+    config = config_for(model) if not spec.free_options else None
+    if config is not None and not args.recompute:
+        text = _committed_text(config.folder, args.root, args.format, args.standalone)
+        if text is not None:
+            print(f"symicl: {model.name} {model.options} is the committed configuration "
+                  f"{config.folder}: read from {os.path.join(args.root, config.folder)} "
+                  "(--recompute derives it again)", file=sys.stderr)
+            return _emit(text, args.output)
+    P = len(model.parameters)
+    if P > MAX_PARAMETERS and not args.force:
+        raise SymiclError(f"{model.name} has {P} parameters; derivations grow quickly with "
+                          f"the size (the full transformer at d = 4, 40 parameters, takes "
+                          f"about 16 s) and this one may take very long or run out of memory; "
+                          f"give --force to run it anyway")
     start = time.perf_counter()
-    print(f"symicl: deriving {model.name} {model.options} ...", file=sys.stderr, flush=True)
-    model.flow()
-    print(f"symicl: derived expected loss and flow of {len(model.parameters)} parameters "
-          f"in {time.perf_counter() - start:.2f} s", file=sys.stderr, flush=True)
-    config = _committed(model)
-    if config is None:
-        text = _render(model, args.format, args.standalone)
-    else:
-        print(f"symicl: with the analysis of derivations/{config.folder}", file=sys.stderr)
-        text = _render_committed(config.folder, args.format, args.standalone)
-    if args.output:
-        write_atomic(args.output, text)
-        print(f"symicl: wrote {args.output}", file=sys.stderr)
+    print(f"symicl: deriving {model.name} {model.options} ({P} parameters) ...",
+          file=sys.stderr, flush=True)
+    with _Ticker("deriving"):
+        model.flow()
+        if config is not None:
+            from .derivations import render
+
+            print(f"symicl: with the analysis of the committed configuration {config.folder}",
+                  file=sys.stderr, flush=True)
+            files = render(config.folder)
+            name = {"json": "derivation.json", "latex": "equations.tex", "md": "README.md"}
+            text = files[name[args.format]]
+            if args.format == "latex" and args.standalone:
+                from .export.latex import document
+
+                text = document(text)
+        else:
+            text = _render(model, args.format, args.standalone)
+    print(f"symicl: derived in {time.perf_counter() - start:.2f} s", file=sys.stderr, flush=True)
+    return _emit(text, args.output)
+
+
+def _emit(text: str, output: str | None) -> int:
+    if output:
+        write_atomic(output, text)
+        print(f"symicl: wrote {output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
 
 
-def _plan_overrides(args: argparse.Namespace, plan_cls) -> dict:
-    fields = set(plan_cls.__dataclass_fields__)
-    out = {}
-    for name in ("dim", "N", "spectrum", "tasks", "eta", "batch", "seeds", "t_end", "seed"):
-        value = getattr(args, f"v_{name}", None)
-        if value is not None and name in fields:
-            out[name] = tuple(value) if name == "spectrum" else value
-    return out
+# -- verify -------------------------------------------------------------------------------
+PLAN_FLAGS = (("eta", float, "SGD learning rate"), ("batch", int, "SGD batch size"),
+              ("seeds", int, "independent SGD runs (at least 8)"),
+              ("t_end", float, "flow time t = eta x steps"), ("seed", int, "random seed (>= 0)"),
+              ("init", float, "scale of the start"),
+              ("alpha", float, "family-wise false-failure rate of the run"))
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    import json
-
-    from .verify import PLANS
+    from .spec import parse_assignments
+    from .verify import Plan, verify
+    from .verify.plots import plot
     from .verify.report import table, write_json
 
-    plan_cls, run = PLANS[args.model]
-    overrides = _plan_overrides(args, plan_cls)
-    plan = plan_cls.quick(**overrides) if args.quick else plan_cls(**overrides)
+    spec = _spec(args.model)
+    if not spec.verifiable:
+        raise SymiclError(f"{spec.name} is given by its expected loss alone: it has no data to "
+                          "simulate, so it cannot be verified against SGD")
+    options = _options(spec, args, "verify")
+    constants = parse_assignments(args.const, "--const")
+    overrides = {name: getattr(args, f"p_{name}") for name, _, _ in PLAN_FLAGS}
+    overrides["simulator"] = args.simulator
+    plan = Plan.make(spec, quick=args.quick, **overrides)
+    _check_output(args.out, folder=True)
     start = time.perf_counter()
-    checks, extra = run(plan, out=args.out, progress=not args.no_progress)
+    checks, extra = verify(spec, options, plan, constants, progress=not args.no_progress)
     print(table(checks))
     failed = [c for c in checks if not c.passed]
     elapsed = time.perf_counter() - start
-    write_json(f"{args.out}/report.json", args.model, json.loads(json.dumps(extra["plan"])),
-               checks, {k: v for k, v in extra.items() if k != "plan"})
-    files = [f"{args.out}/report.json"]
+    report = os.path.join(args.out, "report.json")
+    write_json(report, spec.name, checks, extra)
+    files = [report]
     if not args.no_plots:
-        module = __import__(run.__module__, fromlist=["plot"])
-        files += module.plot(extra, args.out)
+        files += plot(extra, args.out, spec)
     print(f"\n{len(checks) - len(failed)} passed, {len(failed)} failed "
           f"({elapsed:.1f} s); wrote {', '.join(files)}")
     return 1 if failed else 0
 
 
+# -- models -------------------------------------------------------------------------------
 def cmd_models(args: argparse.Namespace) -> int:
-    import inspect
+    from .models import SPECS
 
-    for name, factory in BUILTINS.items():
-        params = inspect.signature(factory).parameters.values()
-        opts = ", ".join(f"{p.name}={p.default!r}" for p in params)
-        doc = (factory.__doc__ or "").strip().splitlines()[0]
-        print(f"{name}\n    {doc}\n    options: {opts}")
+    for name, spec in SPECS.items():
+        print(f"{name}\n    {spec.summary}")
+        for o in spec.options:
+            print(f"    {o.describe()}")
+        if not spec.verifiable:
+            print("    (derive only: defined by its expected loss)")
+        print()
+    print("Your own model: PATH.py:FUNCTION or package.module:FUNCTION, FUNCTION(**options) "
+          "returning a symicl Model (options by --opt KEY=VALUE, constants by --const "
+          "NAME=VALUE).")
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(model: str | None = None, command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``model`` (and ``command``) that model's options are added."""
+    from .sweep.cli import add_parser as add_sweep_parsers
+
     top = argparse.ArgumentParser(
         prog="symicl",
         description="Derive the exact learning dynamics of small learning models "
-                    "(expected loss, expected-gradient flow) and export them.")
+                    "(expected loss, expected-gradient flow) and check them against SGD.")
     top.add_argument("--version", action="version", version=f"symicl {__version__}")
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -182,10 +317,11 @@ def parser() -> argparse.ArgumentParser:
         "derive", help="derive the exact expected loss and flow of a model",
         description="Derive the exact expected loss L(theta) = E[loss] (Gaussian data, "
                     "symbolic context length N and input spectrum) and the flow "
-                    "d theta/dt = -dL/dtheta of a built-in model, and print it as the "
-                    "JSON contract, LaTeX or Markdown.",
+                    "d theta/dt = -dL/dtheta of a model, and print it as the JSON contract, "
+                    "LaTeX or Markdown. MODEL is a built-in name or PATH.py:FUNCTION; "
+                    "`symicl derive MODEL --help` lists its options.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("model", nargs="?", choices=sorted(BUILTINS), help="built-in model")
+    p.add_argument("model", nargs="?", metavar="MODEL", help="built-in model or PATH.py:FUNCTION")
     p.add_argument("--all", action="store_true",
                    help="write every committed derivation under --root (derivation.json, "
                         "equations.tex, README.md per configuration)")
@@ -196,58 +332,105 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("--standalone", action="store_true",
                    help="with --format latex: a complete document for pdflatex")
-    t = p.add_argument_group("linear-transformer options")
-    t.add_argument("--dim", type=int, default=1, help="input dimension d")
-    t.add_argument("--reduction", choices=("none", "null-zero", "aligned"), default="none",
-                   help="none: all eight blocks; null-zero: P21 = Q21 = 0, inert blocks "
-                        "dropped; aligned: p2 = diag(p), q1 = diag(q)")
-    t.add_argument("--tasks", choices=("aligned", "isotropic"), default="aligned",
-                   help="aligned: y = diag(lambda) x, lambda ~ N(0, I); "
-                        "isotropic: y = w^T x, w ~ N(0, I)")
-    t.add_argument("--N", type=int, default=None, help="context length (default: symbolic N)")
-    t.add_argument("--spectrum", type=_spectrum, default=None, metavar="S1,S2,...",
-                   help="input eigenvalues (default: symbolic s_1..s_d)")
-    g = p.add_argument_group("deep-linear options")
-    g.add_argument("--in", dest="n_in", type=int, default=2, help="input size")
-    g.add_argument("--hidden", dest="n_hidden", type=int, default=2, help="hidden size")
-    g.add_argument("--out", dest="n_out", type=int, default=2, help="output size")
+    p.add_argument("--recompute", action="store_true",
+                   help="derive a committed configuration again instead of reading it")
+    p.add_argument("--force", action="store_true",
+                   help=f"derive models of more than {MAX_PARAMETERS} parameters")
+    p.add_argument("--opt", action="append", metavar="KEY=VALUE",
+                   help="an option of a user's model (repeatable)")
     p.set_defaults(func=cmd_derive)
 
     v = sub.add_parser(
         "verify", help="check a derived flow against real SGD on the model",
-        description="Derive (cached), generate kernels, integrate the flow and run Monte Carlo "
-                    "SGD on the untruncated model; print a table of theory against simulation "
-                    "with standard errors and z-scores, and write report.json and plots to "
-                    "--out. Exits 1 if any check fails.",
+        description="Derive (cached), generate kernels, and compare the model's Monte Carlo "
+                    "SGD (seed means, standard errors) with gradient descent on the derived "
+                    "expected loss at the same eta, and the flow as its eta -> 0 limit; print a "
+                    "table, write report.json and plots to --out. Exits 1 if a check fails or "
+                    "a run diverges, 2 on bad input. `symicl verify MODEL --help` lists the "
+                    "model's options.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    v.add_argument("model", choices=VERIFIABLE, help="built-in model")
+    v.add_argument("model", metavar="MODEL", help="built-in model or PATH.py:FUNCTION")
     v.add_argument("--quick", action="store_true", help="a smaller plan that runs in seconds")
     v.add_argument("--out", default="symicl-verify", help="folder for report.json and plots")
     v.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     v.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
-    v.add_argument("--dim", dest="v_dim", type=int, help="transformer: input dimension")
-    v.add_argument("--N", dest="v_N", type=int, help="transformer: context length")
-    v.add_argument("--spectrum", dest="v_spectrum", type=_spectrum, metavar="S1,S2,...",
-                   help="transformer: input eigenvalues")
-    v.add_argument("--tasks", dest="v_tasks", choices=("aligned", "isotropic"),
-                   help="transformer: task distribution")
-    v.add_argument("--eta", dest="v_eta", type=float, help="SGD learning rate")
-    v.add_argument("--batch", dest="v_batch", type=int, help="SGD batch size")
-    v.add_argument("--seeds", dest="v_seeds", type=int, help="independent SGD runs")
-    v.add_argument("--t-end", dest="v_t_end", type=float, help="flow time t = eta x steps")
-    v.add_argument("--seed", dest="v_seed", type=int, help="random seed")
+    for name, kind, text in PLAN_FLAGS:
+        v.add_argument("--" + name.replace("_", "-"), dest=f"p_{name}", type=kind, default=None,
+                       help=f"{text} (default: the model's plan)")
+    v.add_argument("--simulator", choices=("auto", "generated", "hand-written"), default="auto",
+                   help="SGD from the model's hand-written fast path (auto, where it has one) "
+                        "or generated from its definition")
+    v.add_argument("--const", action="append", metavar="NAME=VALUE",
+                   help="the value of a constant of the model (repeatable), e.g. N=8")
+    v.add_argument("--opt", action="append", metavar="KEY=VALUE",
+                   help="an option of a user's model (repeatable)")
     v.set_defaults(func=cmd_verify)
+    if model is not None and command in ("derive", "verify"):
+        try:
+            spec = _spec(model)
+        except SymiclError:
+            spec = None
+        if spec is not None and not spec.free_options:
+            _add_model_options(p if command == "derive" else v, spec, command)
     add_sweep_parsers(sub)
     return top
 
 
+def _model_in(argv: list[str]) -> tuple[str | None, str | None]:
+    """(command, model) as they stand in argv, before parsing."""
+    if not argv or argv[0] not in ("derive", "verify"):
+        return None, None
+    for tok in argv[1:]:
+        if not tok.startswith("-"):
+            return argv[0], tok
+    return argv[0], None
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--spectrum -1,2`` -> ``--spectrum=-1,2`` (argparse reads -1,2 as a flag)."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if (tok.startswith("--") and "=" not in tok and nxt is not None and len(nxt) > 1
+                and nxt[0] == "-" and (nxt[1].isdigit() or nxt[1] == ".")):
+            out.append(f"{tok}={nxt}")
+            i += 2
+            continue
+        out.append(tok)
+        i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = _join_negative_values(list(sys.argv[1:] if argv is None else argv))
+    command, model = _model_in(argv)
+    top = parser(model, command)
+    args, rest = top.parse_known_args(argv)
+    if rest:
+        names = " ".join(rest)
+        where = f" for model {model}" if model else ""
+        if model:
+            try:
+                spec = _spec(model)
+                valid = ", ".join(o.flag for o in spec.options_for(command)) or "none"
+                other = [o.flag for o in spec.options if command not in o.commands]
+                extra = (f" ({', '.join(other)} belong to other commands)" if other else "")
+                msg = (f"unknown option {names}{where}; its {command} options: {valid}{extra}")
+            except SymiclError as exc:
+                msg = str(exc)
+        else:
+            msg = f"unrecognized arguments: {names}"
+        print(f"symicl: error: {msg}", file=sys.stderr)
+        return 2
     try:
         return args.func(args)
     except SymiclError as exc:
+        from .simulate.sgd import DivergenceError
+
         print(f"symicl: error: {exc}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(exc, DivergenceError) else 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,9 +32,11 @@ def _names(symbols: Sequence[sp.Symbol], prefix: str) -> dict[sp.Symbol, sp.Symb
     return {s: sp.Symbol(f"{prefix}{i}") for i, s in enumerate(symbols)}
 
 
-def _body(exprs: list[sp.Expr], params, consts, targets: list[str], printer) -> list[str]:
-    pmap, cmap = _names(params, "th_"), _names(consts, "c_")
-    renamed = [e.xreplace({**pmap, **cmap}) for e in exprs]
+def _body(exprs: list[sp.Expr], params, consts, targets: list[str], printer,
+          randoms=()) -> list[str]:
+    """Lines computing ``targets`` from theta[i], c[i] (and xi[k] for ``randoms``)."""
+    pmap, cmap, rmap = _names(params, "th_"), _names(consts, "c_"), _names(randoms, "xi_")
+    renamed = [e.xreplace({**pmap, **cmap, **rmap}) for e in exprs]
     temps, reduced = sp.cse(renamed, symbols=sp.numbered_symbols("t_"), order="canonical")
     used = set().union(*[e.free_symbols for e in reduced], *[v.free_symbols for _, v in temps]) \
         if (reduced or temps) else set()
@@ -45,6 +47,9 @@ def _body(exprs: list[sp.Expr], params, consts, targets: list[str], printer) -> 
     for i, s in enumerate(consts):
         if cmap[s] in used:
             lines.append(f"    {cmap[s]} = c[{i}]  # {s.name}")
+    for k, s in enumerate(randoms):
+        if rmap[s] in used:
+            lines.append(f"    {rmap[s]} = xi[{k}]  # {s.name}")
     for name, value in temps:
         lines.append(f"    {name} = {printer.doprint(value)}")
     for target, value in zip(targets, reduced):

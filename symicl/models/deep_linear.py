@@ -45,3 +45,192 @@ def deep_linear(n_in: int = 2, n_hidden: int = 2, n_out: int = 2, teacher=None) 
                                                               for row in T.tolist()]}
     return Model("deep-linear", {"W1": W1, "W2": W2}, Distribution(Gaussian(x, name="x")),
                  prediction=W2 * (W1 * xv), target=T * xv, options=options)
+
+
+# -- the model specification ---------------------------------------------------------------
+def _teacher_matrix(options: dict) -> np.ndarray:
+    """T = U diag(singular values) V^T with fixed random orthogonal U, V (seed 12345)."""
+    from ..analysis.prior_knowledge import teacher
+
+    sv = options["singular_values"]
+    if len(sv) > min(options["n_in"], options["n_out"]):
+        raise ModelError(f"singular_values {list(sv)} has more than min(n_in, n_out) = "
+                         f"{min(options['n_in'], options['n_out'])} values")
+    return np.round(teacher(options["n_out"], options["n_in"], sv, seed=12345), 12)
+
+
+def _constants(options: dict) -> dict:
+    T = _teacher_matrix(options)
+    return {f"T_{i + 1}_{j + 1}": float(T[i, j]) for i in range(T.shape[0])
+            for j in range(T.shape[1])}
+
+
+def _start(model: Model, options: dict, scale: float, seed: int):
+    """W1, W2 with iid N(0, scale^2) entries (the same for every SGD seed)."""
+    from ..spec import MatrixPacking
+
+    rng = np.random.default_rng(seed + 1)
+    h, i, o = options["n_hidden"], options["n_in"], options["n_out"]
+    pack = MatrixPacking(model, {"W1": (h, i), "W2": (o, h)})
+    W1 = scale * rng.standard_normal((h, i))
+    W2 = scale * rng.standard_normal((o, h))
+    return pack.pack({"W1": W1, "W2": W2})
+
+
+def _readout(model: Model, options: dict, constants: dict):
+    """Mode strengths u_a^T W2 W1 v_a along the teacher's singular directions."""
+    from ..spec import MatrixPacking, Readout
+
+    T = _teacher_matrix(options)
+    U, s, Vt = np.linalg.svd(T)
+    r = len(s)
+    h, i, o = options["n_hidden"], options["n_in"], options["n_out"]
+    pack = MatrixPacking(model, {"W1": (h, i), "W2": (o, h)})
+
+    def value(theta):
+        W = pack.unpack(theta)
+        return np.einsum("oa,...oi,ai->...a", U[:, :r], W["W2"] @ W["W1"], Vt[:r])
+
+    return Readout("mode", tuple(f"mode {a + 1} (s = {s[a]:.3g})" for a in range(r)), value,
+                   "u_a^T W2 W1 v_a, the network function along the teacher's modes")
+
+
+class _HandWritten:
+    """:class:`~symicl.simulate.DeepLinearSGD` behind the Simulator interface (theta vectors)."""
+
+    def __init__(self, model, options, constants, batch):
+        from ..simulate import DeepLinearSGD
+        from ..spec import MatrixPacking
+
+        o, i, h = options["n_out"], options["n_in"], options["n_hidden"]
+        T = np.array([[constants[f"T_{a + 1}_{b + 1}"] for b in range(i)] for a in range(o)])
+        self.sim = DeepLinearSGD(T, batch=batch)
+        self.pack = MatrixPacking(model, {"W1": (h, i), "W2": (o, h)})
+        self.parameters = tuple(p.name for p in model.parameters)
+        self.batch = batch
+        self.n_in = i
+
+    def minibatch(self, theta, rng):
+        W = self.pack.unpack(theta)
+        loss, g1, g2 = self.sim.minibatch_gradient(W["W1"], W["W2"], rng)
+        return loss, self.pack.pack({"W1": g1, "W2": g2})
+
+    def examples(self, theta, n, rng):
+        W = self.pack.unpack(theta)
+        x = rng.standard_normal((n, self.n_in))
+        loss, g1, g2 = self.sim.prompt_gradients(W["W1"], W["W2"], x)
+        return loss, self.pack.pack({"W1": g1, "W2": g2})
+
+
+RICH_SCALE, LAZY_LAMBDA, LAZY_SCALE, NTK_INPUTS = 0.05, 4.0, 0.05, 3
+
+
+def _extra_checks(ex):
+    """Rich (lambda = 0, small) and lazy (lambda-balanced, large lambda) starts: the Riccati
+    closed form against the integrated flow and against the SGD seed mean."""
+    from ..analysis.prior_knowledge import balanced_weights, time_to_loss
+    from ..analysis.representations import closed_form, flow_path
+    from ..simulate import DeepLinearSGD
+    from ..verify.checks import bound_check, info, z_row
+
+    opts, plan = ex.options, ex.plan
+    o, i, h = opts["n_out"], opts["n_in"], opts["n_hidden"]
+    T = _teacher_matrix(opts)
+    X = np.random.default_rng(plan.seed + 7).standard_normal((i, NTK_INPUTS))
+    checks, starts = [], {}
+    # the lazy start moves ~lambda times faster: a smaller eta over a shorter time
+    for name, lam, scale, eta, n_steps in (
+            ("rich", 0.0, RICH_SCALE, plan.eta, ex.steps // 2),
+            ("lazy", LAZY_LAMBDA, LAZY_SCALE, plan.eta / max(1.0, 2 * LAZY_LAMBDA), ex.steps)):
+        W1, W2 = balanced_weights(i, h, o, lam, scale, seed=plan.seed + 11)
+        every = ex.every
+        n_steps -= n_steps % every
+        t_rec = eta * np.arange(n_steps // every + 1) * every
+        cf = closed_form(T, W1, W2, t_rec, X=X)
+        fl = flow_path(T, W1, W2, t_rec)
+        rel = max(float(np.abs(getattr(cf, q) - getattr(fl, q)).max() /
+                        max(1.0, np.abs(getattr(fl, q)).max()))
+                  for q in ("network", "rsm_in", "rsm_out"))
+        checks.append(bound_check(f"{name} (lambda = {lam:g}): closed form vs flow, W2 W1 and "
+                                  "RSMs (max relative difference)", rel, 1e-9))
+        ex.log(f"{name} start: SGD {plan.seeds} seeds x {n_steps} steps at eta = {eta:g}")
+        run = DeepLinearSGD(T, batch=plan.batch, eta=eta).run(
+            W1, W2, n_steps, seeds=plan.seeds, seed=plan.seed + 13, record_every=every)
+        W = run.params["W2"] @ run.params["W1"]
+        mean, se = W.mean(axis=0), W.std(axis=0, ddof=1) / np.sqrt(plan.seeds)
+        excess = cf.loss - cf.loss[-1]
+        k = max(1, int(np.argmax(excess <= excess[0] / 2)) if excess[0] > 0 else 1)
+        # the closed form is the flow: carry it to SGD's eta with GD on the derived loss
+        gd = ex.gd(eta, n_steps, every, theta0=_pack_start(ex.model, opts, W1, W2))
+        W_gd = _unpack_network(ex.model, opts, gd)
+        z = (mean[k] - W_gd[k]) / np.where(se[k] > 0, se[k], np.inf)
+        worst = np.unravel_index(int(np.argmax(np.abs(z))), z.shape)
+        checks.append(z_row(f"{name} (lambda = {lam:g}): (W2 W1)_{worst[0] + 1}{worst[1] + 1} at "
+                            f"t = {t_rec[k]:.3g} (half the excess loss; worst of {z.size})",
+                            W_gd[k][worst], mean[k][worst], se[k][worst], plan.seeds - 1, z.size,
+                            f"SGD mean over {plan.seeds} seeds vs GD on the derived loss at "
+                            f"eta = {eta:g} (closed form {cf.network[k][worst]:.6g})"))
+        t_thr = time_to_loss(cf, cf.loss[0] * 1e-2 + cf.loss[-1])
+        checks.append(info(f"{name} (lambda = {lam:g}): time to 1% of the initial excess loss",
+                           t_thr, float("nan"), note="closed form; a timescale, not compared"))
+        sv_sgd = np.linalg.svd(W, compute_uv=False)
+        starts[name] = {"lambda": lam, "t": t_rec.tolist(), "loss": cf.loss.tolist(),
+                        "sv": cf.singular_values().tolist(),
+                        "sv_sgd_mean": sv_sgd.mean(axis=0).tolist(),
+                        "sv_sgd_se": (sv_sgd.std(axis=0, ddof=1) / np.sqrt(plan.seeds)).tolist(),
+                        "rsm_in": cf.rsm_in.tolist(), "rsm_out": cf.rsm_out.tolist(),
+                        "ntk": cf.ntk.tolist(), "ntk_inputs": X.tolist()}
+    return checks, {"starts": starts, "teacher": T.tolist()}
+
+
+def _pack_start(model, options, W1, W2):
+    from ..spec import MatrixPacking
+
+    h, i, o = options["n_hidden"], options["n_in"], options["n_out"]
+    return MatrixPacking(model, {"W1": (h, i), "W2": (o, h)}).pack({"W1": W1, "W2": W2})
+
+
+def _unpack_network(model, options, theta):
+    from ..spec import MatrixPacking
+
+    h, i, o = options["n_hidden"], options["n_in"], options["n_out"]
+    W = MatrixPacking(model, {"W1": (h, i), "W2": (o, h)}).unpack(theta)
+    return W["W2"] @ W["W1"]
+
+
+def _extra_plots(extra: dict, out: str) -> list[str]:
+    from ..verify.plots import rich_vs_lazy
+
+    return rich_vs_lazy(extra["series"].get("starts", {}), out)
+
+
+def _spec():
+    from ..spec import ModelSpec, Option
+
+    return ModelSpec(
+        name="deep-linear",
+        build=deep_linear,
+        summary="f(x) = W2 W1 x, whitened Gaussian inputs, teacher y = T x",
+        options=(
+            Option("n_in", "int", 2, "input size", low=1, aliases=("--in",)),
+            Option("n_hidden", "int", 2, "hidden size", low=1, aliases=("--hidden",)),
+            Option("n_out", "int", 2, "output size", low=1, aliases=("--out",)),
+            Option("singular_values", "floats", (3.0, 1.5, 0.5), "the teacher's singular "
+                   "values (T = U diag(s) V^T, U and V fixed random orthogonal)", low=0.0,
+                   role="numeric"),
+        ),
+        defaults={"n_in": 3, "n_hidden": 3, "n_out": 3},
+        constants=_constants,
+        init=_start,
+        readout=_readout,
+        readout_name="mode",
+        simulator=_HandWritten,
+        extra_checks=_extra_checks,
+        extra_plots=_extra_plots,
+        latex_heads={"W1": "W^{(1)}", "W2": "W^{(2)}", "T": "T"},
+        plan={"init": 0.05, "batch": 128, "t_end": 8.0},
+        plot=("eta", "batch", ("mode_err_exact",)),
+    )
+
+
+SPEC = _spec()

@@ -152,3 +152,222 @@ def per_mode_model(dim: int = 1, N=None, spectrum: Sequence | None = None) -> Mo
     options = {**scalar.options, "tasks": "aligned", "reduction": "per-mode"}
     return Model("linear-transformer-per-mode", {"P22": sp.diag(*p), "Q11": sp.diag(*q)},
                  loss=loss, options=options)
+
+
+# -- the model specification ---------------------------------------------------------------
+def default_spectrum(dim: int) -> tuple[float, ...]:
+    """s_a = 2 * 4^(-(a-1)/(d-1)): s_1 / s_d = 4 (2 and 1/2 at d = 2); 1 at d = 1."""
+    return tuple(2.0 * 4.0 ** (-a / (dim - 1)) if dim > 1 else 1.0 for a in range(dim))
+
+
+def _constants(options: dict) -> dict:
+    """N (8 if not given) and s_a: the spectrum, else s_1/s_d = anisotropy (geometric), else
+    :func:`default_spectrum`."""
+    dim = options["dim"]
+    spectrum, k = options.get("spectrum"), options.get("anisotropy")
+    if spectrum is not None and k is not None:
+        raise ModelError("give the spectrum or the anisotropy, not both")
+    if k is not None:
+        if dim == 1 and k != 1:
+            raise ModelError(f"anisotropy = {k:g} needs dim >= 2 (dim = 1 has one mode)")
+        spectrum = tuple(float(k ** (0.5 - a / (dim - 1))) if dim > 1 else 1.0
+                         for a in range(dim))
+    spectrum = spectrum or default_spectrum(dim)
+    if len(spectrum) != dim:
+        raise ModelError(f"spectrum has {len(spectrum)} eigenvalues for dimension {dim}")
+    N = options.get("N") or 8
+    return {"N": N, **{f"s_{a + 1}": float(v) for a, v in enumerate(spectrum)}}
+
+
+def _out(options) -> int:
+    return options["dim"] if options["tasks"] == "aligned" else 1
+
+
+def _start(model: Model, options: dict, scale: float, seed: int):
+    """The small balanced aligned start: P22 = scale I, Q11 = scale I, every other block 0."""
+    import numpy as np
+
+    from ..spec import MatrixPacking
+
+    d, D = options["dim"], options["dim"] + _out(options)
+    pack = MatrixPacking(model, {"WP": (D, D), "WQ": (D, D)})
+    WP, WQ = np.zeros((D, D)), np.zeros((D, D))
+    WP[d:, d:] = scale * np.eye(D - d)
+    WQ[:d, :d] = scale * np.eye(d)
+    return pack.pack({"WP": WP, "WQ": WQ})
+
+
+def _readout(model: Model, options: dict, constants: dict):
+    """Gains a_a = (W^P)_{y_a y_a} (W^Q)_{aa}: the predictor p2 q1 = diag(a) on the main path."""
+    from ..spec import Readout
+
+    d, out = options["dim"], _out(options)
+    names = [p.name for p in model.parameters]
+    pairs = [(names.index(f"WP_{d + (a if out > 1 else 0) + 1}_{d + (a if out > 1 else 0) + 1}"),
+              names.index(f"WQ_{a + 1}_{a + 1}")) for a in range(d)]
+    i, j = (list(x) for x in zip(*pairs))
+    return Readout("gain", tuple(f"a_{a + 1}" for a in range(d)),
+                   lambda th: th[..., i] * th[..., j], "a_a = p_a q_a, the learned per-mode gain")
+
+
+class _HandWritten:
+    """:class:`~symicl.simulate.TransformerSGD` behind the Simulator interface (theta vectors)."""
+
+    def __init__(self, model, options, constants, batch):
+        import numpy as np
+
+        from ..simulate import TransformerSGD
+        from ..spec import MatrixPacking
+
+        d = options["dim"]
+        s = [constants[f"s_{a + 1}"] for a in range(d)]
+        N = constants["N"]
+        if N != int(N):
+            raise ModelError(f"context length N must be an integer, got {N}")
+        self.sim = TransformerSGD(d, int(N), s, tasks=options["tasks"], batch=batch)
+        self.pack = MatrixPacking(model, {"WP": (self.sim.D,) * 2, "WQ": (self.sim.D,) * 2})
+        self.parameters = tuple(p.name for p in model.parameters)
+        self.batch = batch
+        self._np = np
+
+    def minibatch(self, theta, rng):
+        W = self.pack.unpack(theta)
+        loss, gP, gQ = self.sim.minibatch_gradient(W["WP"], W["WQ"], rng)
+        return loss, self.pack.pack({"WP": gP, "WQ": gQ})
+
+    def examples(self, theta, n, rng):
+        W = self.pack.unpack(theta)
+        M, zq, yq = self.sim.sample(rng, (n,))
+        loss, gP, gQ = self.sim.prompt_gradients(W["WP"], W["WQ"], M, zq, yq)
+        return loss, self.pack.pack({"WP": gP, "WQ": gQ})
+
+
+def _extra_checks(ex):
+    """The reduced flows: the aligned reduction equals the full flow from the aligned start,
+    and the paper's per-mode flow against SGD where the two flows differ."""
+    import numpy as np
+
+    from ..simulate import integrate
+    from ..verify.checks import bound_check, info
+    from ..verify.steps import compare, seed_stats
+
+    d, opts, t = ex.options["dim"], ex.options, ex.t
+    aligned = linear_transformer(d, reduction="aligned", tasks=opts["tasks"])
+    theta0 = [ex.plan.init] * len(aligned.parameters)
+    gains = _aligned_gains(aligned, d)
+    flow_args = dict(t_eval=t, method="DOP853", rtol=1e-12, atol=1e-14, backend="numpy")
+    a_aligned = gains(integrate(aligned, theta0, float(t[-1]), ex.constants, **flow_args).theta)
+    a_full = ex.read(ex.flow_path.theta)
+    checks = [bound_check("aligned reduction vs full flow from the aligned start: max |a| gap",
+                          float(np.max(np.abs(a_aligned - a_full))), 1e-8,
+                          note="the full flow keeps the aligned subspace")]
+    series = {"half_time": [float(t[int(np.argmax(a_full[:, a] >= a_full[-1, a] / 2))])
+                            for a in range(d)]}
+    if opts["tasks"] != "aligned":
+        return checks, series
+    per_mode = per_mode_model(d)
+    a_paper = _aligned_gains(per_mode, d)(
+        integrate(per_mode, theta0, float(t[-1]), ex.constants, **flow_args).theta)
+    sgd = ex.read(ex.sgd.theta)
+    gd = ex.read(ex.gd_path)
+    _, se, _ = seed_stats(sgd)
+    # the per-mode prediction carried to the same eta: its flow plus GD's own lag
+    err_exact, z_exact, _ = compare(sgd, gd)
+    err_paper, z_paper, _ = compare(sgd, a_paper + (gd - a_full))
+    apart = float(np.max(np.abs(a_paper - a_full)))
+    resolution = float(np.max(se))
+    series.update({"readout_per_mode_flow": a_paper.tolist()})
+    if apart <= 5 * resolution:
+        checks.append(info("per-mode flow vs exact flow: max |a| gap", 0.0, apart, resolution,
+                           note="the two flows coincide within 5 SE here (equal spectra or "
+                                "large N): nothing for SGD to tell apart"))
+    else:
+        checks.append(bound_check("exact error / per-mode error (SGD vs each flow, both at "
+                                  "this eta)", err_exact / err_paper, 1.0,
+                                  note=f"max |a| error: exact {err_exact:.3g} (|z| {z_exact:.3g}), "
+                                       f"per-mode {err_paper:.3g} (|z| {z_paper:.3g}); the "
+                                       f"flows differ by up to {apart:.3g}"))
+    return checks, series
+
+
+def _aligned_gains(model: Model, d: int):
+    """theta (records, P) of an aligned or per-mode model -> gains a_a = p_a q_a (p_1 when the
+    tasks are scalar)."""
+    names = [p.name for p in model.parameters]
+    i = [names.index(f"p_{a + 1}" if f"p_{a + 1}" in names else "p_1") for a in range(d)]
+    j = [names.index(f"q_{a + 1}") for a in range(d)]
+    return lambda theta: theta[..., i] * theta[..., j]
+
+
+def _measures(ex) -> dict:
+    """Sweep measures of the per-mode flow beside the exact one."""
+    import numpy as np
+
+    from ..simulate import integrate
+    from ..verify.steps import compare
+
+    d, t = ex.options["dim"], ex.t
+    per_mode = per_mode_model(d)
+    path = integrate(per_mode, [ex.plan.init] * (2 * d), float(t[-1]), ex.constants, t_eval=t,
+                     method="DOP853", rtol=1e-12, atol=1e-14, backend="numpy")
+    a_paper = _aligned_gains(per_mode, d)(path.theta)
+    err, z, _ = compare(ex.read(ex.sgd.theta), a_paper)
+    return {"gain_err_per_mode": err, "gain_z_per_mode": z}
+
+
+def _spec():
+    from ..spec import ModelSpec, Option
+
+    return ModelSpec(
+        name="linear-transformer",
+        build=linear_transformer,
+        summary="f(Z) = Z + W^P (Z Z^T / N) W^Q Z on in-context regression, the query "
+                "token inside Z Z^T / N",
+        options=(
+            Option("dim", "int", 1, "input dimension d", low=1),
+            Option("reduction", "str", "none", "none: all eight blocks; null-zero: P21 = Q21 "
+                   "= 0, inert blocks dropped; aligned: p2 = diag(p), q1 = diag(q)",
+                   choices=REDUCTIONS, role="derive"),
+            Option("tasks", "str", "aligned", "aligned: y = diag(lambda) x, lambda ~ N(0, I); "
+                   "isotropic: y = w^T x, w ~ N(0, I)", choices=TASKS),
+            Option("N", "int", None, "context length (derive: symbolic N if not given)",
+                   low=1, role="constant"),
+            Option("spectrum", "floats", None, "input eigenvalues s_1..s_d (derive: symbolic "
+                   "if not given; verify: 2 * 4^(-(a-1)/(d-1)))", positive=True,
+                   role="constant"),
+            Option("anisotropy", "float", None, "s_1 / s_d = k with a geometric spectrum "
+                   "k^(1/2 - (a-1)/(d-1)), instead of --spectrum", low=1.0, role="numeric"),
+        ),
+        defaults={"dim": 2},
+        constants=_constants,
+        init=_start,
+        readout=_readout,
+        readout_name="gain",
+        simulator=_HandWritten,
+        extra_checks=_extra_checks,
+        measures={"gain_err_per_mode": "max over t and modes of |mean a_SGD - a_per-mode flow|",
+                  "gain_z_per_mode": "max over t and modes of |mean a_SGD - a_per-mode flow| / SE"},
+        extra_measures=_measures,
+        latex_heads={"WP": "W^{P}", "WQ": "W^{Q}"},
+        plot=("N", "anisotropy", ("gain_err_exact", "gain_err_per_mode")),
+    )
+
+
+def _per_mode_spec():
+    from ..spec import ModelSpec, Option
+
+    return ModelSpec(
+        name="linear-transformer-per-mode",
+        build=per_mode_model,
+        summary="the paper's per-mode approximation of the aligned transformer, a model "
+                "defined by its loss",
+        options=(Option("dim", "int", 1, "input dimension d", low=1),
+                 Option("N", "int", None, "context length (symbolic if not given)", low=1,
+                        role="constant"),
+                 Option("spectrum", "floats", None, "input eigenvalues (symbolic if not given)",
+                        positive=True, role="constant")),
+        verifiable=False,
+    )
+
+
+SPECS = (_spec(), _per_mode_spec())

@@ -6,9 +6,12 @@ expressions), so that comparing them with the derived flow is a real check.
 """
 
 from .ode import Trajectory, integrate
-from .sgd import DivergenceError, SGDRun
+from .generated import GeneratedSGD
+from .sampler import DataSampler
+from .sgd import DivergenceError, Guard, SGDRun, Simulator, ThetaRun, run_sgd
 from .sgd_deep_linear import DeepLinearSGD
 from .sgd_transformer import TransformerSGD
 
 __all__ = ["Trajectory", "integrate", "SGDRun", "DivergenceError", "TransformerSGD",
-           "DeepLinearSGD"]
+           "DeepLinearSGD", "GeneratedSGD", "DataSampler", "Guard", "Simulator", "ThetaRun",
+           "run_sgd"]

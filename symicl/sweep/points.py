@@ -11,65 +11,63 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .config import SweepConfig
-from .schema import MODELS
+from .measure import MEASURES_VERSION
+from .schema import params_of
 
-__all__ = ["Point", "point_digest", "points", "spectrum"]
+__all__ = ["Point", "point_digest", "points"]
 
-POINT_FORMAT = "symicl-sweep-point/1"
+POINT_FORMAT = "symicl-sweep-point/2"
 
 
 @dataclass(frozen=True)
 class Point:
-    """One point of a sweep: ``params`` holds every parameter, ``axes`` the grid's."""
+    """One point of a sweep: ``params`` holds every parameter, ``axes`` the grid's;
+    ``constants`` and ``options`` the config's [constants] and [options] tables."""
 
     id: str
     model: str
     params: dict[str, Any]
     axes: dict[str, Any]
     rng_seed: int
+    constants: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
 
     def label(self) -> str:
         return " ".join(f"{k}={_show(v)}" for k, v in self.axes.items())
 
 
-def point_digest(model: str, params: dict) -> str:
-    """The SHA-256 (hex) of the point's model and parameters."""
-    canon = json.dumps({"format": POINT_FORMAT, "model": model, "params": params},
-                       sort_keys=True, separators=(",", ":"))
+def point_digest(model: str, params: dict, constants: dict | None = None,
+                 options: dict | None = None) -> str:
+    """The SHA-256 (hex) of the point's model, parameters and the measures' version."""
+    canon = json.dumps({"format": POINT_FORMAT, "measures": MEASURES_VERSION, "model": model,
+                        "params": params, "constants": constants or {},
+                        "options": options or {}}, sort_keys=True, separators=(",", ":"),
+                       default=list)
     return hashlib.sha256(canon.encode()).hexdigest()
 
 
 def points(config: SweepConfig) -> list[Point]:
     """The grid's points in order (the last axis varies fastest)."""
-    base = {name: p.default for name, p in MODELS[config.model].items()}
+    base = {name: p.default for name, p in params_of(config.spec()).items()}
     base.update(config.fixed)
-    if "spectrum" in config.fixed or "spectrum" in config.grid:
-        base["anisotropy"] = None
     out = []
     for combo in itertools.product(*config.grid.values()):
         axes = dict(zip(config.grid, combo))
         params = {**base, **axes}
-        if config.model == "linear-transformer":
-            params["spectrum"] = spectrum(params)
-        digest = point_digest(config.model, params)
+        digest = point_digest(config.model, params, config.constants, config.options)
         seed = int(np.random.SeedSequence(int(digest, 16)).generate_state(1, np.uint64)[0]) >> 1
-        out.append(Point(digest[:20], config.model, params, axes, seed))
+        out.append(Point(digest[:20], config.model, params, axes, seed, dict(config.constants),
+                         dict(config.options)))
     return out
 
 
-def spectrum(params: dict) -> tuple[float, ...]:
-    """The given spectrum, or s_a = k^(1/2 - a/(d-1)) for anisotropy k (s_1/s_d = k)."""
-    if params.get("spectrum") is not None:
-        return tuple(params["spectrum"])
-    d, k = params["dim"], params["anisotropy"]
-    return tuple(float(k ** (0.5 - a / (d - 1))) if d > 1 else 1.0 for a in range(d))
-
-
 def _show(value: Any) -> str:
-    return ",".join(f"{x:g}" for x in value) if isinstance(value, tuple) else f"{value:g}"
+    if isinstance(value, tuple):
+        return ",".join(f"{x:g}" for x in value)
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)

@@ -44,7 +44,8 @@ def run_point(point: Point, out: str, force: bool = False) -> dict:
             return stored
     start = time.perf_counter()
     try:
-        values, status, error = measure(point.model, point.params, point.rng_seed), "ok", None
+        values, status, error = measure(point.model, point.params, point.rng_seed,
+                                        point.constants, point.options), "ok", None
     except Exception as exc:  # noqa: BLE001 - recorded: one point does not stop the sweep
         values, status, error = {}, "error", f"{type(exc).__name__}: {exc}"
     record = make_record(point, status, values, error, time.perf_counter() - start)

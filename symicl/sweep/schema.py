@@ -1,4 +1,11 @@
-"""What a sweep point of each model takes: parameters, defaults, checks, measures."""
+"""What a sweep point of each model takes, read from the model specifications.
+
+A point's parameters are the model's verify options (from its spec) and the
+SGD settings; its measures are the shared ones of :func:`measure_names` and
+the spec's own.  A user's model (``PATH.py:FUNCTION``) takes the SGD
+settings; its options and constants go under [fixed] as ``opt.KEY`` and
+``const.NAME``.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +13,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_PLOT", "MEASURES", "MODELS", "Param"]
+from ..spec import ModelSpec
+
+__all__ = ["Param", "params_of", "measures_of", "SGD_SETTINGS"]
 
 
 @dataclass(frozen=True)
 class Param:
-    """One point parameter: its kind ("int", "float", "floats"), default and check."""
+    """One point parameter: its kind ("int", "float", "floats", "str"), default and check."""
 
     kind: str
     default: Any
     check: Callable[[Any], bool]
     rule: str
+    choices: tuple = ()
 
 
 def _int(default: int, low: int = 1) -> Param:
@@ -28,60 +38,59 @@ def _float(default: float, low: float = 0.0, strict: bool = True) -> Param:
     return Param("float", default, test, f"a number {'>' if strict else '>='} {low:g}")
 
 
-def _floats(default, rule: str, test) -> Param:
-    return Param("floats", default, lambda v: len(v) > 0 and all(test(x) for x in v), rule)
-
-
-_SGD = {
+SGD_SETTINGS = {
     "eta": _float(0.01),
     "batch": _int(64),
-    "runs": _int(16, low=2),
+    "runs": _int(16, low=8),
     "t_end": _float(5.0),
     "records": _int(25),
     "seed": _int(0, low=0),
 }
 
-MODELS: dict[str, dict[str, Param]] = {
-    "linear-transformer": {
-        "dim": _int(2),
-        "N": _int(8),
-        "anisotropy": _float(1.0, low=1.0, strict=False),
-        "spectrum": _floats(None, "a list of positive numbers", lambda x: x > 0),
-        "init": _float(0.1),
-        **_SGD,
-    },
-    "deep-linear": {
-        "n_in": _int(3),
-        "n_hidden": _int(3),
-        "n_out": _int(3),
-        "singular_values": _floats((3.0, 1.5, 0.5), "a list of numbers >= 0", lambda x: x >= 0),
-        "init": _float(0.05),
-        **_SGD,
-    },
-}
 
-MEASURES: dict[str, dict[str, str]] = {
-    "linear-transformer": {
-        "loss_z_exact": "max over t of |mean SGD loss - exact-flow loss| / SE",
-        "loss_z_per_mode": "max over t of |mean SGD loss - per-mode-flow loss| / SE",
-        "gain_err_exact": "max over t and modes of |mean a_SGD - a_exact flow|, a = p q",
-        "gain_err_per_mode": "max over t and modes of |mean a_SGD - a_per-mode flow|",
-        "gain_z_exact": "max over t and modes of |mean a_SGD - a_exact flow| / SE",
-        "gain_z_per_mode": "max over t and modes of |mean a_SGD - a_per-mode flow| / SE",
-        "gain_err_gd_flow": "max over t and modes of |a_GD - a_exact flow|, GD = gradient "
+def _param(spec: ModelSpec, option) -> Param:
+    default = spec.defaults.get(option.name, option.default)
+    if option.kind == "floats":
+        def check(v, o=option):
+            return len(v) > 0 and all((x > 0) if o.positive else
+                                      (o.low is None or x >= o.low) for x in v)
+        rule = "a list of positive numbers" if option.positive else (
+            f"a list of numbers >= {option.low:g}" if option.low is not None else "a list of numbers")
+        return Param("floats", default, check, rule)
+    if option.kind == "str":
+        return Param("str", default, lambda v, c=option.choices: not c or v in c,
+                     f"one of {', '.join(option.choices)}" if option.choices else "a string",
+                     option.choices)
+    if option.kind == "int":
+        low = int(option.low) if option.low is not None else (1 if option.positive else None)
+        return Param("int", default, lambda v, lo=low: lo is None or v >= lo,
+                     f"an integer >= {low}" if low is not None else "an integer")
+    low = option.low if option.low is not None else 0.0
+    return Param("float", default, (lambda v, lo=low: v > lo) if option.positive or
+                 option.low is None else (lambda v, lo=low: v >= lo),
+                 f"a number {'>' if option.positive or option.low is None else '>='} {low:g}")
+
+
+def params_of(spec: ModelSpec) -> dict[str, Param]:
+    """Every parameter a point of ``spec``'s model takes: its sweep options, init, SGD."""
+    out = {o.name: _param(spec, o) for o in spec.options_for("sweep")}
+    out["init"] = _float(spec.plan.get("init", 0.1), strict=False)
+    out.update(SGD_SETTINGS)
+    return out
+
+
+def measures_of(spec: ModelSpec) -> dict[str, str]:
+    """The measures of a point: the shared ones, named by the spec's readout, and its own."""
+    r = spec.readout_name
+    return {
+        f"{r}_err_exact": f"max over t and components of |mean {r} (SGD) - flow|",
+        f"{r}_z_exact": f"max over t and components of |mean {r} (SGD) - flow| / SE",
+        f"{r}_err_gd_flow": f"max over t and components of |{r} (GD) - flow|, GD = gradient "
                             "descent on the expected loss at the same eta (discretisation error)",
-        "gain_z_gd": "max over t and modes of |mean a_SGD - a_GD| / SE (the SGD noise's share)",
-        "loss_end": "exact-flow loss at t_end",
-    },
-    "deep-linear": {
-        "loss_z_exact": "max over t of |mean SGD loss - flow loss| / SE",
-        "mode_err_exact": "max over t and modes of |mean u^T W2 W1 v (SGD) - flow|",
-        "mode_z_exact": "max over t and modes of |mean u^T W2 W1 v (SGD) - flow| / SE",
+        f"{r}_z_gd": f"max over t and components of |mean {r} (SGD) - {r} (GD)| / SE (the SGD "
+                     "noise's share)",
+        "loss_z_gd": "max over windows of |mean SGD loss - expected loss along GD over the same "
+                     "steps| / SE",
         "loss_end": "flow loss at t_end",
-    },
-}
-
-DEFAULT_PLOT = {
-    "linear-transformer": ("N", "anisotropy", ("gain_err_exact", "gain_err_per_mode")),
-    "deep-linear": ("eta", "batch", ("mode_err_exact",)),
-}
+        **spec.measures,
+    }

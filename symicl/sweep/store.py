@@ -19,7 +19,7 @@ from ..errors import SymiclError
 from ..files import write_atomic
 from .config import SweepConfig
 from .points import Point
-from .schema import MEASURES
+from .schema import measures_of
 
 __all__ = ["FORMAT", "load", "make_record", "read_manifest", "read_record", "record_path",
            "write_manifest", "write_record"]
@@ -61,7 +61,9 @@ def make_record(point: Point, status: str, measures: dict, error: str | None,
                 seconds: float) -> dict:
     """A record: point id, model, every parameter, seed, version, status, measures."""
     params = {k: list(v) if isinstance(v, tuple) else v for k, v in point.params.items()}
-    values = {m: float(measures.get(m, float("nan"))) for m in MEASURES[point.model]}
+    from ..models import spec
+
+    values = {m: float(measures.get(m, float("nan"))) for m in measures_of(spec(point.model))}
     return {"point": point.id, "model": point.model, **params, "rng_seed": point.rng_seed,
             "symicl_version": __version__, "status": status, "error": error,
             "seconds": float(seconds), **values}
@@ -72,7 +74,7 @@ def write_manifest(out: str | os.PathLike, config: SweepConfig, pts: list[Point]
     data = {"format": FORMAT, "symicl_version": __version__, "model": config.model,
             "fixed": config.fixed, "grid": {k: list(v) for k, v in config.grid.items()},
             "measure": list(config.measure), "plot": config.plot,
-            "measures": {m: MEASURES[config.model][m] for m in MEASURES[config.model]},
+            "measures": measures_of(config.spec()),
             "points": [p.id for p in pts], "config": config.text}
     write_atomic(str(Path(out) / "sweep.json"), json.dumps(data, indent=2, default=list) + "\n")
 

@@ -1,18 +1,14 @@
-"""Verification: derived flows against real SGD, with stated error bars.
+"""Verification: derived flows against real SGD, with stated error bars, for any model spec.
 
-``verify(model_name, quick=False, out=DIR, **plan)`` runs the plan of the
-model, prints nothing itself, and returns (checks, extra); the CLI turns it
-into a table, a JSON report and plots.
+``verify(spec, options, plan, constants)`` runs the shared steps
+(:mod:`symicl.verify.steps`) and returns (checks, extra); the CLI turns it
+into a table, report.json and plots (:mod:`symicl.verify.plots`).  The
+statistical design is in :mod:`symicl.verify.run`.
 """
 
 from .checks import Check
-from .deep_linear import DeepLinearPlan, verify_deep_linear
-from .transformer import TransformerPlan, verify_transformer
+from .run import DESIGN, verify
+from .steps import MIN_SEEDS, MIN_STEPS, Experiment, Plan, UsageError
 
-__all__ = ["Check", "PLANS", "TransformerPlan", "DeepLinearPlan", "verify_transformer",
-           "verify_deep_linear"]
-
-PLANS = {
-    "linear-transformer": (TransformerPlan, verify_transformer),
-    "deep-linear": (DeepLinearPlan, verify_deep_linear),
-}
+__all__ = ["Check", "DESIGN", "Experiment", "MIN_SEEDS", "MIN_STEPS", "Plan", "UsageError",
+           "verify"]

@@ -27,7 +27,7 @@ def table(checks: Sequence[Check]) -> str:
     for c in checks:
         result = "info" if c.kind == "info" else ("pass" if c.passed else "FAIL")
         if c.kind == "z":
-            result += f" (|z|<={c.tolerance:g})"
+            result += f" (|z|<={c.tolerance:.3g}" + (" + bias allowance)" if c.allowance else ")")
         elif c.kind == "bound":
             result += f" (<= {c.tolerance:.0e})"
         rows.append((c.quantity, _fmt(c.theory), _fmt(c.simulation), _fmt(c.se), _fmt(c.z), result))
@@ -38,12 +38,8 @@ def table(checks: Sequence[Check]) -> str:
     return "\n".join(out)
 
 
-def write_json(path: str, model: str, config: dict, checks: Sequence[Check], extra: dict) -> None:
-    data = {"model": model, "config": config, "passed": all(c.passed for c in checks),
+def write_json(path: str, model: str, checks: Sequence[Check], extra: dict) -> None:
+    """report.json: the model, the verdict, every check, the plan, design and series."""
+    data = {"model": model, "passed": all(c.passed for c in checks),
             "checks": [c.to_dict() for c in checks], **extra}
     write_atomic(path, json.dumps(data, indent=2, default=float) + "\n")
-
-
-def plot_path(out: str, name: str) -> str:
-    os.makedirs(out, exist_ok=True)
-    return os.path.join(out, name)
