@@ -31,6 +31,18 @@ FORMATS = ("json", "latex", "md")
 MAX_PARAMETERS = 80          # derive refuses larger models unless --force
 
 
+class _ArgumentError(SymiclError):
+    """Bad command-line arguments (argparse's message, one line)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so main() prints one line and returns 2."""
+
+    def error(self, message):
+        where = self.prog.removeprefix("symicl").strip()
+        raise _ArgumentError(f"{where}: {message}" if where else message)
+
+
 class _Deprecated(argparse.Action):
     """An old spelling of a flag: stores under the new name and says so once."""
 
@@ -301,12 +313,12 @@ def parser(model: str | None = None, command: str | None = None) -> argparse.Arg
     """The argument parser; with ``model`` (and ``command``) that model's options are added."""
     from .sweep.cli import add_parser as add_sweep_parsers
 
-    top = argparse.ArgumentParser(
+    top = _Parser(
         prog="symicl",
         description="Derive the exact learning dynamics of small learning models "
                     "(expected loss, expected-gradient flow) and check them against SGD.")
     top.add_argument("--version", action="version", version=f"symicl {__version__}")
-    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     p_models = sub.add_parser("models", help="list the built-in models and their options",
@@ -407,7 +419,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = _join_negative_values(list(sys.argv[1:] if argv is None else argv))
     command, model = _model_in(argv)
     top = parser(model, command)
-    args, rest = top.parse_known_args(argv)
+    try:
+        args, rest = top.parse_known_args(argv)
+    except _ArgumentError as exc:
+        print(f"symicl: error: {exc}", file=sys.stderr)
+        return 2
     if rest:
         names = " ".join(rest)
         where = f" for model {model}" if model else ""
@@ -416,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 spec = _spec(model)
                 valid = ", ".join(o.flag for o in spec.options_for(command)) or "none"
                 other = [o.flag for o in spec.options if command not in o.commands]
-                extra = (f" ({', '.join(other)} belong to other commands)" if other else "")
+                extra = (f"; not for {command}: {', '.join(other)}" if other else "")
                 msg = (f"unknown option {names}{where}; its {command} options: {valid}{extra}")
             except SymiclError as exc:
                 msg = str(exc)

@@ -154,12 +154,12 @@ def _learned(model: Model, res: FixedPoints) -> dict:
 def _gains(model: Model, res: FixedPoints) -> list | None:
     """Diagonal gains a_a = p_a q_a of an aligned reduction at its first stable point
     (unclassified points: the first point with every gain non-zero)."""
-    if model.options.get("reduction") not in ("aligned", "per-mode"):
+    from .models import SPECS
+
+    spec = SPECS.get(model.name)
+    pairs = spec.gain_pairs(model) if spec is not None and spec.gain_pairs else None
+    if not pairs:
         return None
-    dim = model.options["dim"]
-    names = {x.name: x for x in model.parameters}
-    # scalar tasks share one p: a_a = p q_a
-    pairs = [(names.get(f"p_{a}", names["p_1"]), names[f"q_{a}"]) for a in range(1, dim + 1)]
     if any(pt.stability is not None for pt in res):
         chosen = res.stable()
     else:

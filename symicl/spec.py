@@ -210,6 +210,9 @@ class ModelSpec:
       hand-written simulator; the generated one is used otherwise;
     * ``extra_checks(context) -> (checks, series)`` and
       ``extra_plots(extra, out) -> files`` for ``symicl verify``;
+    * ``learned_map``: the block products that make the learned function
+      (e.g. ("P22", "Q11")), and ``gain_pairs(model)``: the parameter pairs
+      whose products are the learned per-mode gains, for the analysis;
     * ``measures``: extra sweep measures (name -> description) computed by
       ``extra_measures(context) -> dict``.
 
@@ -233,6 +236,8 @@ class ModelSpec:
     plan: dict = field(default_factory=dict)
     quick: dict = field(default_factory=dict)
     defaults: dict = field(default_factory=dict)   # option defaults in verify and sweep
+    learned_map: tuple = ()                # block products (left, right) the model implements
+    gain_pairs: Callable | None = None     # model -> [(p_a, q_a)]: gains a_a = p_a q_a
     readout_name: str = "theta"            # the readout's name (sweep measures are named by it)
     plot: tuple = ()                       # default sweep heat map: (x, y, measures)
     verifiable: bool = True

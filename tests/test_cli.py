@@ -53,7 +53,7 @@ def test_bad_input_gives_one_clear_error(capsys, tmp_path):
     out = tmp_path / "never.json"
     assert main(["derive", "linear-transformer", "--N", "0", "-o", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "context length N must be at least 1" in err
+    assert "--N must be >= 1, got 0" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
 
 

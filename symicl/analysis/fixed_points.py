@@ -715,17 +715,21 @@ def _point_key(p: FixedPoint):
 def learned_map(model: Model, values: Mapping) -> dict:
     """The function a point of parameter space implements, as named matrices.
 
-    linear transformer: ``P22*Q11`` (the predictor p2 q1 on the main path;
-    per-mode gains a_a = p_a q_a on its diagonal in the aligned reduction) and,
-    when the null blocks exist, ``P21*Q21``; deep-linear: ``W2*W1``.
+    The products of blocks are those the model's specification names
+    (``learned_map``): for the linear transformer ``P22*Q11`` (the predictor
+    p2 q1 on the main path; per-mode gains a_a = p_a q_a on its diagonal in
+    the aligned reduction) and, when the null blocks exist, ``P21*Q21``; for
+    deep-linear ``W2*W1``.
     """
+    from ..models import SPECS
+
     sub = {sp.Symbol(str(k)) if isinstance(k, str) else k: sp.sympify(v)
            for k, v in values.items()}
     sub = {model.symbol(str(k)): v for k, v in sub.items()}
     b = model.blocks
     out = {}
-    pairs = [("P22", "Q11"), ("P21", "Q21"), ("W2", "W1")]
-    for left, right in pairs:
+    spec = SPECS.get(model.name)
+    for left, right in (spec.learned_map if spec is not None else ()):
         if left in b and right in b:
             L, R = b[left], b[right]
             if L.shape == (1, 1) and R.shape[0] != 1:   # scalar tasks: p2 is a number

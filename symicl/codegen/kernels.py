@@ -70,6 +70,13 @@ def kernels(model: Model, backend: str = "numba") -> Kernels:
     """Generate (or load from the cache) the kernels of ``model``."""
     if backend not in BACKENDS:
         raise SymiclError(f"unknown back end {backend!r}; choose one of {', '.join(BACKENDS)}")
+    made = model.__dict__.setdefault("_symicl_kernels", {})    # one Kernels per model object
+    if backend not in made:
+        made[backend] = _kernels(model, backend)
+    return made[backend]
+
+
+def _kernels(model: Model, backend: str) -> Kernels:
     params, consts = model.parameters, model.constants
     loss, flow = model.expected_loss(), model.flow()
     key = kernel_key(GENERATOR_VERSION, backend, model.name, repr(sorted(model.options.items())),

@@ -10,7 +10,7 @@ __all__ = ["to_markdown"]
 
 def to_markdown(model: Model) -> str:
     """The expected loss and flow of ``model`` as Markdown."""
-    opts = ", ".join(f"{k} = {v}" for k, v in model.options.items())
+    opts = ", ".join(f"{k} = {v}" for k, v in model.options.items()) or "none"
     params = ", ".join(f"`{p.name}`" for p in model.parameters)
     consts = ", ".join(f"`{c.name}`" for c in model.constants) or "none"
     loss = loss_lines(model)

@@ -228,6 +228,7 @@ def _spec():
         extra_checks=_extra_checks,
         extra_plots=_extra_plots,
         latex_heads={"W1": "W^{(1)}", "W2": "W^{(2)}", "T": "T"},
+        learned_map=(("W2", "W1"),),
         plan={"init": 0.05, "batch": 128, "t_end": 8.0},
         plot=("eta", "batch", ("mode_err_exact",)),
     )

@@ -299,6 +299,15 @@ def _aligned_gains(model: Model, d: int):
     return lambda theta: theta[..., i] * theta[..., j]
 
 
+def gain_pairs(model: Model) -> list | None:
+    """(p_a, q_a) of the aligned and per-mode reductions (scalar tasks share p_1); else None."""
+    if model.options.get("reduction") not in ("aligned", "per-mode"):
+        return None
+    names = {x.name: x for x in model.parameters}
+    return [(names.get(f"p_{a}", names["p_1"]), names[f"q_{a}"])
+            for a in range(1, model.options["dim"] + 1)]
+
+
 def _measures(ex) -> dict:
     """Sweep measures of the per-mode flow beside the exact one."""
     import numpy as np
@@ -349,6 +358,8 @@ def _spec():
                   "gain_z_per_mode": "max over t and modes of |mean a_SGD - a_per-mode flow| / SE"},
         extra_measures=_measures,
         latex_heads={"WP": "W^{P}", "WQ": "W^{Q}"},
+        learned_map=(("P22", "Q11"), ("P21", "Q21")),
+        gain_pairs=gain_pairs,
         plot=("N", "anisotropy", ("gain_err_exact", "gain_err_per_mode")),
     )
 
@@ -367,6 +378,8 @@ def _per_mode_spec():
                  Option("spectrum", "floats", None, "input eigenvalues (symbolic if not given)",
                         positive=True, role="constant")),
         verifiable=False,
+        learned_map=(("P22", "Q11"),),
+        gain_pairs=gain_pairs,
     )
 
 

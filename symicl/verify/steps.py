@@ -143,7 +143,7 @@ class Experiment:
     log_lines: list = field(default_factory=list)
 
     def __post_init__(self):
-        self.model = self.spec.build_model(self.options, "verify")
+        self.model = _model(self.spec, self.options)
         self.constants = self.spec.numeric_constants(self.model, self.options, self.constants)
         self.kern = kernels(self.model, "numpy")
         self.c = self.kern.constants_vector(self.constants)
@@ -279,6 +279,17 @@ class Experiment:
                 out[j // self.every] = acc / self.every
                 acc = 0.0
         return out
+
+
+_MODELS: dict = {}
+
+
+def _model(spec: ModelSpec, options: dict) -> Model:
+    """The spec's verify model, built once per process for each spec and options."""
+    key = (spec.name, spec.source, repr(sorted(options.items())))
+    if key not in _MODELS:
+        _MODELS[key] = spec.build_model(options, "verify")
+    return _MODELS[key]
 
 
 def seed_stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
