@@ -261,6 +261,15 @@ PLAN_FLAGS = (("eta", float, "SGD learning rate"), ("batch", int, "SGD batch siz
               ("alpha", float, "family-wise false-failure rate of the run"))
 
 
+def _plan_default(name: str) -> str:
+    from .verify import Plan
+
+    full = getattr(Plan, name)
+    quick = Plan.QUICK.get(name, full)
+    return f"{full:g}" + (f", {quick:g} with --quick" if quick != full else "") + \
+        " unless the model's plan says otherwise"
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from .spec import parse_assignments
     from .verify import Plan, verify
@@ -332,15 +341,16 @@ def parser(model: str | None = None, command: str | None = None) -> argparse.Arg
                     "d theta/dt = -dL/dtheta of a model, and print it as the JSON contract, "
                     "LaTeX or Markdown. MODEL is a built-in name or PATH.py:FUNCTION; "
                     "`symicl derive MODEL --help` lists its options.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        )
     p.add_argument("model", nargs="?", metavar="MODEL", help="built-in model or PATH.py:FUNCTION")
     p.add_argument("--all", action="store_true",
                    help="write every committed derivation under --root (derivation.json, "
                         "equations.tex, README.md per configuration)")
     p.add_argument("--check", action="store_true",
                    help="with --all: write nothing, exit 1 naming every stale file")
-    p.add_argument("--root", default="derivations", help="folder of the committed derivations")
-    p.add_argument("--format", choices=FORMATS, default="json", help="output format")
+    p.add_argument("--root", default="derivations",
+                   help="folder of the committed derivations (default: derivations)")
+    p.add_argument("--format", choices=FORMATS, default="json", help="output format (default: json)")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("--standalone", action="store_true",
                    help="with --format latex: a complete document for pdflatex")
@@ -360,18 +370,20 @@ def parser(model: str | None = None, command: str | None = None) -> argparse.Arg
                     "table, write report.json and plots to --out. Exits 1 if a check fails or "
                     "a run diverges, 2 on bad input. `symicl verify MODEL --help` lists the "
                     "model's options.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        )
     v.add_argument("model", metavar="MODEL", help="built-in model or PATH.py:FUNCTION")
     v.add_argument("--quick", action="store_true", help="a smaller plan that runs in seconds")
-    v.add_argument("--out", default="symicl-verify", help="folder for report.json and plots")
+    v.add_argument("--out", default="symicl-verify",
+                   help="folder for report.json and plots (default: symicl-verify)")
     v.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     v.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     for name, kind, text in PLAN_FLAGS:
         v.add_argument("--" + name.replace("_", "-"), dest=f"p_{name}", type=kind, default=None,
-                       help=f"{text} (default: the model's plan)")
+                       metavar=name.upper(),
+                       help=f"{text} (default: {_plan_default(name)})")
     v.add_argument("--simulator", choices=("auto", "generated", "hand-written"), default="auto",
                    help="SGD from the model's hand-written fast path (auto, where it has one) "
-                        "or generated from its definition")
+                        "or generated from its definition (default: auto)")
     v.add_argument("--const", action="append", metavar="NAME=VALUE",
                    help="the value of a constant of the model (repeatable), e.g. N=8")
     v.add_argument("--opt", action="append", metavar="KEY=VALUE",

@@ -70,10 +70,13 @@ def kernels(model: Model, backend: str = "numba") -> Kernels:
     """Generate (or load from the cache) the kernels of ``model``."""
     if backend not in BACKENDS:
         raise SymiclError(f"unknown back end {backend!r}; choose one of {', '.join(BACKENDS)}")
-    made = model.__dict__.setdefault("_symicl_kernels", {})    # one Kernels per model object
-    if backend not in made:
-        made[backend] = _kernels(model, backend)
-    return made[backend]
+    made = model.__dict__.setdefault("_symicl_kernels", {})    # one module per model object
+    if backend in made:
+        module, path = made[backend]
+        return Kernels(module, path, backend, generated=False)
+    k = _kernels(model, backend)
+    made[backend] = (k.module, k.path)
+    return k
 
 
 def _kernels(model: Model, backend: str) -> Kernels:
