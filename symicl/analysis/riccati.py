@@ -431,6 +431,10 @@ def _step(Q, E, K, dps):
     """Q <- e^{Fh} Q L^{-T}, L L^T = I + Q^T K(h) Q."""
     if dps is None:
         M = np.eye(Q.shape[1]) + Q.T @ K @ Q
+        # Cholesky alone fails or not by rounding luck; a condition beyond 1e12 loses
+        # more than 12 of the 16 digits either way
+        if not np.all(np.isfinite(M)) or np.linalg.cond(M) > 1e12:
+            raise ModelError(_ILL_CONDITIONED)
         try:
             L = np.linalg.cholesky((M + M.T) / 2)
         except np.linalg.LinAlgError:
