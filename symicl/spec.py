@@ -213,6 +213,7 @@ class ModelSpec:
     * ``learned_map``: the block products that make the learned function
       (e.g. ("P22", "Q11")), and ``gain_pairs(model)``: the parameter pairs
       whose products are the learned per-mode gains, for the analysis;
+    * ``matrix_level(**options) -> MatrixModel``: the dimension-free twin;
     * ``measures``: extra sweep measures (name -> description) computed by
       ``extra_measures(context) -> dict``.
 
@@ -237,6 +238,7 @@ class ModelSpec:
     quick: dict = field(default_factory=dict)
     defaults: dict = field(default_factory=dict)   # option defaults in verify and sweep
     learned_map: tuple = ()                # block products (left, right) the model implements
+    matrix_level: Callable | None = None   # the dimension-free twin's builder (MatrixModel)
     gain_pairs: Callable | None = None     # model -> [(p_a, q_a)]: gains a_a = p_a q_a
     readout_name: str = "theta"            # the readout's name (sweep measures are named by it)
     plot: tuple = ()                       # default sweep heat map: (x, y, measures)

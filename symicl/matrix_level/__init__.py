@@ -21,14 +21,14 @@ from .expand import expand_words
 from .expect import expectation, expected_matrix
 from .forms import MatrixForm, ScalarForm, Term
 from .model import MatrixModel
-from .models import BUILTINS, build, deep_linear, linear_transformer
+from .models import build, deep_linear, linear_transformer
 from .randoms import DiagonalGaussian, EmpiricalMoment, GaussianMatrix, GaussianVector, Random
 from .words import Diag, Sym, canon_trace, canon_word
 
 __all__ = [
     "expectation", "expected_matrix", "gradient", "expand_words",
     "ScalarForm", "MatrixForm", "Term",
-    "MatrixModel", "build", "BUILTINS", "linear_transformer", "deep_linear",
+    "MatrixModel", "build", "linear_transformer", "deep_linear",
     "Random", "GaussianVector", "EmpiricalMoment", "DiagonalGaussian", "GaussianMatrix",
     "Sym", "Diag", "canon_trace", "canon_word",
 ]

@@ -32,7 +32,7 @@ from ..errors import ModelError
 from .model import MatrixModel
 from .randoms import DiagonalGaussian, EmpiricalMoment, GaussianVector
 
-__all__ = ["BUILTINS", "build", "linear_transformer", "deep_linear"]
+__all__ = ["build", "linear_transformer", "deep_linear"]
 
 _LATEX = {"P22": "P_{22}", "Q11": "Q_{11}", "S": "S", "Lambda": "\\Lambda",
           "Sigma_hat": "\\hat{\\Sigma}", "x_q": "x_q", "w": "w",
@@ -103,16 +103,15 @@ def deep_linear() -> MatrixModel:
                        [GaussianVector(x, Identity(n_in))], latex_names=_LATEX, binder=bind)
 
 
-BUILTINS = {"linear-transformer": linear_transformer, "deep-linear": deep_linear}
-
-
 def build(name: str, **options) -> MatrixModel:
-    """The built-in matrix-level model ``name`` with the given options."""
-    try:
-        factory = BUILTINS[name]
-    except KeyError:
-        raise ModelError(f"unknown matrix-level model {name!r}; built-in: "
-                         f"{', '.join(BUILTINS)}") from None
+    """The matrix-level twin of the model ``name``, as its specification names it."""
+    from ..models import SPECS
+
+    spec = SPECS.get(name)
+    factory = spec.matrix_level if spec is not None else None
+    if factory is None:
+        twins = [n for n, s in SPECS.items() if s.matrix_level is not None]
+        raise ModelError(f"unknown matrix-level model {name!r}; built-in: {', '.join(twins)}")
     accepted = inspect.signature(factory).parameters
     unknown = sorted(set(options) - set(accepted))
     if unknown:

@@ -14,6 +14,7 @@ from .. import symbols
 from ..errors import ModelError
 from ..expectation import Distribution
 from ..gaussian import Gaussian
+from ..matrix_level import models as matrix_twins
 from ..model import Model
 
 __all__ = ["deep_linear"]
@@ -227,6 +228,7 @@ def _spec():
         simulator=_HandWritten,
         extra_checks=_extra_checks,
         extra_plots=_extra_plots,
+        matrix_level=matrix_twins.deep_linear,
         latex_heads={"W1": "W^{(1)}", "W2": "W^{(2)}", "T": "T"},
         learned_map=(("W2", "W1"),),
         plan={"init": 0.05, "batch": 128, "t_end": 8.0},

@@ -35,6 +35,7 @@ from ..context import Context
 from ..errors import ModelError
 from ..expectation import Distribution
 from ..gaussian import Gaussian
+from ..matrix_level import models as matrix_twins
 from ..model import Model
 
 __all__ = ["linear_transformer", "per_mode_model", "TASKS", "REDUCTIONS"]
@@ -357,6 +358,7 @@ def _spec():
         measures={"gain_err_per_mode": "max over t and modes of |mean a_SGD - a_per-mode flow|",
                   "gain_z_per_mode": "max over t and modes of |mean a_SGD - a_per-mode flow| / SE"},
         extra_measures=_measures,
+        matrix_level=matrix_twins.linear_transformer,
         latex_heads={"WP": "W^{P}", "WQ": "W^{Q}"},
         learned_map=(("P22", "Q11"), ("P21", "Q21")),
         gain_pairs=gain_pairs,
