@@ -70,7 +70,8 @@ napoleon_google_docstring = False
 # -- HTML ----------------------------------------------------------------------
 html_theme = "furo"
 html_title = f"symicl {version}"
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 html_theme_options = {"navigation_with_keys": True}
 nitpicky = False
 
@@ -151,15 +152,50 @@ def _split_sections(text: str) -> list[tuple[str, str]]:
     return sections
 
 
+def _flatten(tree: dict, prefix: str = "") -> list[tuple[str, object]]:
+    out = []
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        out += _flatten(value, f"{name}: ") if isinstance(value, dict) else [(name, value)]
+    return out
+
+
+def _held(value) -> str:
+    if isinstance(value, bool):
+        return "**yes**" if value else "**no**"
+    if value is None:
+        return "n/a"
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
 def _claims_table(summary: Path) -> str:
-    """A Markdown table of the claim booleans in a study's summary JSON (if any)."""
+    """A Markdown table of the claims recorded in a study's summary JSON (if any)."""
     data = json.loads(summary.read_text())
-    claims = data.get("claims") or {}
+    claims = _flatten(data.get("claims") or {})
     if not claims:
         return ""
-    rows = "\n".join(f"| `{k}` | {'yes' if v else ('no' if v is not None else 'n/a')} |"
-                     for k, v in claims.items())
+    rows = "\n".join(f"| `{k}` | {_held(v)} |" for k, v in claims)
     return f"\n**Claims in `{summary.name}`**\n\n| claim | held |\n|---|---|\n{rows}\n"
+
+
+def _starts_table(summary: Path) -> str:
+    """The deep-linear prior-knowledge study's per-start numbers, from its summary.json."""
+    data = json.loads(summary.read_text())
+    starts = data.get("starts") or {}
+    cols = [("time_to_threshold", "time to loss {threshold:g}"), ("plateau_fraction", "plateau share"),
+            ("rsm_in_vs_rich", "input RSM vs rich"), ("rsm_in_vs_sqrt(T^T T)", "vs (TᵀT)^½"),
+            ("rsm_in_vs_T^T T", "vs TᵀT")]
+    cols = [(k, h.format(threshold=data.get("threshold", 0))) for k, h in cols
+            if any(k in row for row in starts.values())]
+    if not starts or not cols:
+        return ""
+    head = "| start | " + " | ".join(h for _, h in cols) + " |\n|---|" + "---|" * len(cols) + "\n"
+    body = "".join(f"| {name} ({row.get('note', '')}) | "
+                   + " | ".join(_held(row.get(k)) if not isinstance(row.get(k), float)
+                                else f"{row[k]:.3g}" for k, _ in cols) + " |\n"
+                   for name, row in starts.items())
+    return ("\n## Numbers (from `summary.json`)\n\nRSM distances are Frobenius distances "
+            "of the final RSMs normalised to unit norm.\n\n" + head + body)
 
 
 def _figure(png: Path, page_dir: Path, caption: str) -> str:
@@ -201,7 +237,9 @@ def generate_study_pages() -> list[str]:
         "From `numerics/studies/README.md` and the committed results in "
         "`numerics/studies/results/deep_linear_prior/`. The tutorial "
         "{doc}`../tutorials/deep-linear-prior` shows the same API on a smaller example.\n"
-        + "".join(f"\n{b}" for _, b in linear) + ("\n## Plots\n" + figs if figs else ""))
+        + "".join(f"\n{b}" for _, b in linear)
+        + (_starts_table(dl / "summary.json") if (dl / "summary.json").is_file() else "")
+        + ("\n## Plots\n" + figs if figs else ""))
     for name, page in pages.items():
         # the README's relative links point into numerics/studies/
         _write(out / f"{name}.md", GENERATED_NOTE + page)

@@ -174,14 +174,14 @@ def _tick_labels(axis) -> list[str]:
 def _cell_colour(image, x: float, y: float):
     """The RGBA colour ``image`` draws at data point (x, y), or None outside it."""
     data = np.asarray(image.get_array())
-    x0, x1, y0, y1 = image.get_extent()
+    left, right, bottom, top = image.get_extent()
     rows, cols = data.shape[:2]
-    fx = (x - min(x0, x1)) / abs(x1 - x0)
-    fy = (y - min(y0, y1)) / abs(y1 - y0)
+    fx = (x - left) / (right - left)
+    first, last = (top, bottom) if image.origin == "upper" else (bottom, top)
+    fy = (y - first) / (last - first)           # row 0 at `top` (origin upper) or `bottom`
     if not (0 <= fx < 1 and 0 <= fy < 1):
         return None
-    j = int(fx * cols)
-    i = int(fy * rows) if y0 > y1 else rows - 1 - int(fy * rows)   # origin upper / lower
+    i, j = int(fy * rows), int(fx * cols)
     v = data[i, j]
     if np.ma.is_masked(v) or (np.ndim(v) == 0 and not np.isfinite(v)):
         return None
