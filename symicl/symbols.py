@@ -39,7 +39,7 @@ def context_length() -> sp.Symbol:
 
 
 def spectrum(d: int, name: str = "s") -> list[sp.Symbol]:
-    """Input eigenvalues ``s_1 .. s_d`` (positive reals)."""
+    """Input eigenvalues ``s_1`` to ``s_d`` (positive reals)."""
     return [sp.Symbol(f"{name}_{a}", positive=True) for a in range(1, d + 1)]
 
 
@@ -58,5 +58,5 @@ def matrix(prefix: str, rows: int, cols: int, row0: int = 0, col0: int = 0) -> s
 
 
 def vector(name: str, d: int) -> list[sp.Symbol]:
-    """Real symbols ``<name>_1 .. <name>_d``."""
+    """Real symbols ``<name>_1`` to ``<name>_d``."""
     return [sp.Symbol(f"{name}_{a}", real=True) for a in range(1, d + 1)]

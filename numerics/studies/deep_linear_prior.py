@@ -59,42 +59,55 @@ def plots(res: dict, T, out: Path) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from symicl.plotting import PALETTE, label_colorbar, matrix_plot
+
+    from .plotting import save
+
     paths = res["paths"]
     files = []
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for name, p in paths.items():
-        axes[0].semilogy(p.t, np.maximum(p.loss, 1e-16), label=name)
-        axes[1].plot(p.t, p.singular_values(), color=f"C{list(paths).index(name)}")
-    axes[0].axhline(res["threshold"], color="k", lw=0.5, ls=":")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    for colour, (name, p) in zip(PALETTE, paths.items()):
+        axes[0].semilogy(p.t, np.maximum(p.loss, 1e-16), color=colour, label=name)
+        sv = p.singular_values()
+        axes[1].plot(p.t, sv, color=colour)
+        axes[1].plot([], [], color=colour, label=name)
+    axes[0].axhline(res["threshold"], color="k", lw=0.5, ls=":", label="threshold")
     axes[0].set_xlabel("t")
     axes[0].set_ylabel("loss (closed form)")
+    axes[0].set_title("expected loss from each start (closed form)")
     axes[0].legend()
     axes[1].set_xlabel("t")
-    axes[1].set_ylabel("singular values of W2 W1 (colour: start)")
+    axes[1].set_ylabel("singular values of W2 W1")
+    axes[1].set_title("network singular values by start (colour)")
     axes[1].set_xlim(0, 12)
-    fig.tight_layout()
+    axes[1].legend(fontsize=8)
     files.append(str(out / "loss_and_singular_values.png"))
-    fig.savefig(files[-1], dpi=110)
-    plt.close(fig)
-    _, S, Vt = np.linalg.svd(T, full_matrices=False)
-    refs = [("(T^T T)^1/2", Vt.T @ np.diag(S) @ Vt), ("T^T T", T.T @ T)]
-    fig, axes = plt.subplots(2, len(paths) + 1, figsize=(3 * (len(paths) + 1), 6))
-    for c, (name, p) in enumerate(paths.items()):
-        for r, (label, M) in enumerate((("W1^T W1", p.rsm_in[-1]), ("W2 W2^T", p.rsm_out[-1]))):
-            M = M / np.linalg.norm(M)
-            axes[r, c].imshow(M, cmap="RdBu_r", vmin=-np.abs(M).max(), vmax=np.abs(M).max())
-            axes[r, c].set_title(f"{name}: final {label}", fontsize=8)
-    for r, (label, M) in enumerate(refs):
-        M = M / np.linalg.norm(M)
-        axes[r, -1].imshow(M, cmap="RdBu_r", vmin=-np.abs(M).max(), vmax=np.abs(M).max())
-        axes[r, -1].set_title(f"task: {label}", fontsize=8)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
+    save(fig, files[-1])
+    U, S, Vt = np.linalg.svd(T, full_matrices=False)
+    refs = [(("(T^T T)^1/2", Vt.T @ np.diag(S) @ Vt), ("(T T^T)^1/2", U @ np.diag(S) @ U.T)),
+            (("T^T T", T.T @ T), ("T T^T", T @ T.T))]
+    ncols = len(paths) + len(refs)
+    fig, axes = plt.subplots(2, ncols, figsize=(3.2 * ncols + 1, 6.4), layout="constrained",
+                             squeeze=False)
+    inputs = [f"x{i + 1}" for i in range(T.shape[1])]
+    outputs = [f"y{i + 1}" for i in range(T.shape[0])]
+    sides = (("input", inputs), ("output", outputs))
+    images = []
+    columns = [[(f"{name}: final {label}", M) for label, M in (("W1^T W1", p.rsm_in[-1]),
+                                                                ("W2 W2^T", p.rsm_out[-1]))]
+               for name, p in paths.items()]
+    columns += [[(f"task: {label}", M) for label, M in ref] for ref in refs]
+    for c, column in enumerate(columns):
+        for r, ((title, M), (side, units)) in enumerate(zip(column, sides)):
+            images.append(matrix_plot(axes[r, c], M / np.linalg.norm(M), title=title,
+                                      row_labels=units, col_labels=units, xlabel=side,
+                                      ylabel=side, symmetric=True, vmax=1.0, annotate=False))
+            axes[r, c].title.set_fontsize(8)
+    label_colorbar(images[-1], "entry / Frobenius norm of the matrix", ax=axes.ravel().tolist())
+    fig.suptitle("final representational similarity matrices of each start vs the task's "
+                 "structures (top: inputs, bottom: outputs)", fontsize=9)
     files.append(str(out / "final_rsms.png"))
-    fig.savefig(files[-1], dpi=110)
-    plt.close(fig)
+    save(fig, files[-1])
     return files
 
 

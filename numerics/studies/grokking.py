@@ -143,33 +143,44 @@ def analyse(recs, n_heads, c):
 
 
 def plot(cur, per_seed, path):
-    from .plotting import band_plot, mark_events, save, subplots
+    from .plotting import EVENT_COLOURS, band_plot, mark_events, save, subplots
 
     st = cur["steps"]
     fig, ax = subplots(2, 3)
     band_plot(ax[0, 0], st, cur["train_acc"], "train acc")
     band_plot(ax[0, 0], st, cur["test_acc"], "test acc")
-    ax[0, 0].set_title("accuracy")
+    ax[0, 0].set_title("train vs test accuracy")
+    ax[0, 0].set_ylabel("accuracy")
     band_plot(ax[0, 1], st, cur["ov_sd"], "OV")
     band_plot(ax[0, 1], st, cur["qk_sd"], "QK")
     band_plot(ax[0, 1], st, cur["mlp_in_sd"], "W_in")
     ax[0, 1].set_title("subspace distance to final (head mean)")
+    ax[0, 1].set_ylabel("distance / ||M_final||")
     band_plot(ax[0, 2], st, cur["ov_erank_k1"], "OV k=1")
     band_plot(ax[0, 2], st, cur["qk_erank_k1"], "QK k=1")
     band_plot(ax[0, 2], st, cur["ov_erank_k0"], "OV k=0")
     ax[0, 2].set_title("(marginalised) effective rank")
+    ax[0, 2].set_ylabel("effective rank")
     band_plot(ax[1, 0], st, cur["param_norm"], "||theta||")
     ax[1, 0].set_title("parameter norm")
+    ax[1, 0].set_ylabel("||theta||")
     band_plot(ax[1, 1], st[1:-1], cur["param_norm_curvature"])
     ax[1, 1].set_title("curvature of parameter norm")
+    ax[1, 1].set_ylabel("d^2 ||theta|| / dstep^2")
     band_plot(ax[1, 2], cur["autocorr_steps"], cur["autocorr_curvature"])
     ax[1, 2].set_title("loss autocorrelation curvature")
-    for a in ax.ravel():
-        mark_events(a, [p["grokking_step"] for p in per_seed], color="r")
-        mark_events(a, [p["ov_stabilisation_step"] for p in per_seed], color="b")
+    ax[1, 2].set_ylabel("curvature at lag 0")
+    for i, a in enumerate(ax.ravel()):
+        mark_events(a, [p["grokking_step"] for p in per_seed], color=EVENT_COLOURS[0],
+                    label="grokking (test acc >= 0.95)" if i == 0 else None)
+        mark_events(a, [p["ov_stabilisation_step"] for p in per_seed], color=EVENT_COLOURS[1],
+                    label="OV distance halved" if i == 0 else None)
         a.set_xlabel("step")
     for a in ax[0]:
         a.legend(fontsize=7)
+    fig.suptitle("grokking (modular addition): measures over training; mean over seeds, "
+                 "± standard error shaded, min/max dotted, events dashed (seed range shaded)",
+                 fontsize=9)
     save(fig, path)
 
 

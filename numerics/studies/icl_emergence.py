@@ -179,7 +179,7 @@ def claims_for(runs: dict) -> dict:
 
 
 def plot_task(task_name, results, path):
-    from .plotting import band_plot, mark_events, save, subplots
+    from .plotting import EVENT_COLOURS, band_plot, mark_events, save, subplots
 
     layers = sorted(results)
     fig, axes = subplots(len(layers), 5)
@@ -191,28 +191,35 @@ def plot_task(task_name, results, path):
         band_plot(ax, st, cur["score"], "ICL score")
         if "accuracy" in cur:
             band_plot(ax, st, cur["accuracy"], "query accuracy")
-        ax.set_title(f"{task_name}, {L} layer(s)")
-        ax.legend(fontsize=7)
+        ax.set_title(f"{task_name}, {L} layer(s): ICL score")
+        ax.set_ylabel("score / accuracy")
         ax = axes[row, 1]
         for l in range(L):
             band_plot(ax, st, cur["qk_erank_k1_per_layer"][:, l], f"layer {l}")
-        ax.set_title("QK marginalised erank (k=1)")
-        ax.legend(fontsize=7)
+        ax.set_title(f"{L} layer(s): QK marginalised erank (k=1)")
+        ax.set_ylabel("effective rank")
         ax = axes[row, 2]
         for l in range(L):
             band_plot(ax, st, cur["qk_sd_per_layer"][:, l], f"layer {l}")
-        ax.set_title("QK subspace distance to final")
+        ax.set_title(f"{L} layer(s): QK subspace distance to final")
+        ax.set_ylabel("distance / ||QK_final||")
         ax = axes[row, 3]
         band_plot(ax, st, cur["qk_erank_k0"], "QK erank")
         band_plot(ax, st, cur["ov_erank_k0"], "OV erank")
-        ax.set_title("effective rank (head mean)")
-        ax.legend(fontsize=7)
+        ax.set_title(f"{L} layer(s): effective rank (head mean)")
+        ax.set_ylabel("effective rank")
         ax = axes[row, 4]
         band_plot(ax, cur["autocorr_steps"], cur["autocorr_curvature"])
-        ax.set_title("loss autocorrelation curvature")
-        for ax in axes[row]:
-            mark_events(ax, icl, color="r")
+        ax.set_title(f"{L} layer(s): loss autocorrelation curvature")
+        ax.set_ylabel("curvature at lag 0")
+        for i, ax in enumerate(axes[row]):
+            mark_events(ax, icl, color=EVENT_COLOURS[0], label="ICL emergence" if i == 0 else None)
             ax.set_xlabel("step")
+        for ax in axes[row, :4]:
+            ax.legend(fontsize=7)
+    fig.suptitle(f"in-context {task_name}: measures over training by depth; mean over seeds, "
+                 "± standard error shaded, min/max dotted, ICL emergence dashed (seed range shaded)",
+                 fontsize=9)
     save(fig, path)
 
 

@@ -1,4 +1,4 @@
-"""Band plots over seeds (matplotlib, Agg backend)."""
+"""Band plots over seeds (matplotlib, Agg backend), in symicl.plotting's colour-blind-safe colours."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from symicl.plotting import PALETTE, check_labels, use_palette  # noqa: E402
+
 from .common import band  # noqa: E402
+
+#: colours of event markers (mean step dashed, seed range shaded): black, then
+#: reddish purple, both apart from the first line colours of PALETTE.
+EVENT_COLOURS = ("black", PALETTE[4])
+
+__all__ = ["EVENT_COLOURS", "band_plot", "check_labels", "mark_events", "save", "subplots"]
 
 
 def band_plot(ax, steps, values, label=None, color=None):
@@ -23,7 +31,7 @@ def band_plot(ax, steps, values, label=None, color=None):
     return line
 
 
-def mark_events(ax, steps_by_seed, color="k", label=None):
+def mark_events(ax, steps_by_seed, color=EVENT_COLOURS[0], label=None):
     """Vertical lines: the mean event step (dashed) and its seed range (shaded)."""
     vals = [s for s in steps_by_seed if s is not None]
     if not vals:
@@ -34,11 +42,15 @@ def mark_events(ax, steps_by_seed, color="k", label=None):
 
 
 def save(fig, path):
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    """Lay out, write ``path`` (PNG) and close ``fig``."""
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
 def subplots(nrows, ncols, w=3.6, h=2.7):
-    fig, axes = plt.subplots(nrows, ncols, figsize=(w * ncols, h * nrows), squeeze=False)
+    """A grid of axes (always 2-d) with the colour-blind-safe colour cycle, laid out to fit."""
+    fig, axes = plt.subplots(nrows, ncols, figsize=(w * ncols, h * nrows), squeeze=False,
+                             layout="constrained")
+    for ax in axes.ravel():
+        use_palette(ax)
     return fig, axes
