@@ -120,11 +120,12 @@ def test_retry_errors_and_resume_with_a_bad_record_exit_cleanly(store_copy, tmp_
     path = record_path(out, ids()[1])
     path.write_bytes(path.read_bytes()[:100])
     assert main(["sweep", str(cfg), "--out", str(out), "--workers", "0", "--quiet",
-                 "--no-plots", "--retry-errors"]) == 0
+                 "--no-plots", "--retry-errors", "--time-limit", "300"]) == 0
     err = capsys.readouterr().err
     assert err.count("symicl sweep: warning:") == 1 and path.name in err
     assert "Traceback" not in err
     assert len(load(out)) == 4
+    assert read_manifest(out)["time_limit"] == 300
 
 
 def test_changed_numbers_fail_the_checksum(store_copy):

@@ -35,7 +35,7 @@ def add_parser(subparsers) -> None:
                    help="use a store made by another config or another version of the "
                         "measures anyway: the store follows this config, records of other "
                         "points or versions are moved aside and recomputed as needed")
-    s.add_argument("--time-limit", type=float, metavar="SECONDS", default=None,
+    s.add_argument("--time-limit", type=float, metavar="SECONDS", default=argparse.SUPPRESS,
                    help="per-point time limit; a point still running then is stored as an "
                         "error (default: the config's time_limit, else 600; 0: none)")
     s.add_argument("--table", action="store_true", help="print the table of results at the end")
@@ -64,7 +64,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         try:
             run(config, out, workers=args.workers, scheduler=args.scheduler,
                 retry_errors=args.retry_errors, progress=not args.quiet, force=args.force,
-                time_limit=args.time_limit)
+                time_limit=getattr(args, "time_limit", None))
         except KeyboardInterrupt:
             print(f"\nsymicl sweep: interrupted; finished points are in {out}; run the same "
                   "command again to resume", file=sys.stderr)

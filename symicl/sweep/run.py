@@ -62,7 +62,6 @@ class Summary:
     computed: int = 0
     failed: int = 0
     seconds: float = 0.0
-    set_aside: int = 0
 
 
 def resolve_time_limit(config: SweepConfig, time_limit: float | None = None) -> float:

@@ -276,10 +276,10 @@ def check_config(out: str | os.PathLike, config: SweepConfig, pts: list[Point],
     else:
         try:
             manifest = read_manifest(out)
-        except SweepStoreError as exc:
+        except SweepStoreError:
             if not force:
                 raise
-            notes.append(f"--force: replacing it ({exc})")
+            notes.append(f"--force: rewriting the damaged {out / 'sweep.json'} from this config")
             manifest = None
     if manifest is not None:
         version = manifest.get("measures_version")
