@@ -253,3 +253,19 @@ def test_bad_time_limit_is_refused():
     with pytest.raises(SymiclError, match="time_limit must be"):
         run(config(), "unused", workers=0, time_limit=-1)
     assert not os.path.exists("unused")
+
+
+def test_run_point_on_a_worker_checks_the_record_it_would_reuse(store_copy):
+    """The task itself (what a Dask worker runs) never returns a damaged record."""
+    from symicl.sweep import run_point
+
+    point = points(config())[0]
+    good = read_record(store_copy, point.id)
+    assert run_point(point, str(store_copy)) == good               # reused as it is
+    record_path(store_copy, point.id).write_bytes(b"PAR1")
+    with pytest.warns(StoreWarning, match="not a readable Parquet file"):
+        again = run_point(point, str(store_copy))
+    assert all(again[m] == good[m] for m in MEASURES)             # same numbers, recomputed
+    assert again["seconds"] != good["seconds"]
+    assert read_record(store_copy, point.id)["point"] == point.id
+    assert len(list((store_copy / "bad").iterdir())) == 1

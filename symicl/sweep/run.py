@@ -88,7 +88,10 @@ def run_point(point: Point, out: str, force: bool = False,
         try:
             stored = read_record(out, point.id)
         except BadRecord as problem:
-            _set_aside_warn(out, point.id, problem)
+            if problem.stale:
+                _move(out, point.id, "stale")
+            else:
+                _set_aside_warn(out, point.id, problem)
             stored = None
         if stored is not None:
             return stored
@@ -165,7 +168,7 @@ def _redo(point: Point, out: str, retry_errors: bool, model: str) -> tuple[bool 
     record, problem = inspect_record(out, point.id, model)
     if problem is not None:
         if problem.stale:
-            set_aside(out, point.id, "stale")
+            _move(out, point.id, "stale")
             return False, True
         _set_aside_warn(out, point.id, problem)
         return False, False
@@ -176,10 +179,17 @@ def _redo(point: Point, out: str, retry_errors: bool, model: str) -> tuple[bool 
     return None, False
 
 
-def _set_aside_warn(out: str, point_id: str, problem: BadRecord) -> None:
+def _move(out: str, point_id: str, folder: str):
+    """set_aside, or None when another process set the record aside first."""
     try:
-        where = set_aside(out, point_id, "bad")
-    except FileNotFoundError:  # another process set it aside first
+        return set_aside(out, point_id, folder)
+    except FileNotFoundError:
+        return None
+
+
+def _set_aside_warn(out: str, point_id: str, problem: BadRecord) -> None:
+    where = _move(out, point_id, "bad")
+    if where is None:
         return
     warnings.warn(f"{problem}; moved to {where}, the point is computed again", StoreWarning,
                   stacklevel=3)
