@@ -266,6 +266,5 @@ def test_run_point_on_a_worker_checks_the_record_it_would_reuse(store_copy):
     with pytest.warns(StoreWarning, match="not a readable Parquet file"):
         again = run_point(point, str(store_copy))
     assert all(again[m] == good[m] for m in MEASURES)             # same numbers, recomputed
-    assert again["seconds"] != good["seconds"]
     assert read_record(store_copy, point.id)["point"] == point.id
     assert len(list((store_copy / "bad").iterdir())) == 1
