@@ -268,3 +268,14 @@ def test_run_point_on_a_worker_checks_the_record_it_would_reuse(store_copy):
     assert all(again[m] == good[m] for m in MEASURES)             # same numbers, recomputed
     assert read_record(store_copy, point.id)["point"] == point.id
     assert len(list((store_copy / "bad").iterdir())) == 1
+
+
+def test_an_unwritable_store_is_one_clear_error_before_any_point(tmp_path, capsys):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(TOML.format(seeds="[0]"))
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["sweep", str(cfg), "--out", str(blocker / "store"), "--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"symicl: error: cannot write the sweep store {blocker / 'store'}")
+    assert len(err.splitlines()) == 1

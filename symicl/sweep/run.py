@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 from .config import SweepConfig
 from .points import Point, points
-from .store import (BadRecord, StoreWarning, check_config, inspect_record, make_record,
+from .store import (BadRecord, StoreWarning, SweepStoreError, check_config, inspect_record, make_record,
                     read_record, remove_leftovers, set_aside, write_manifest, write_record)
 
 __all__ = ["DEFAULT_TIME_LIMIT", "Summary", "resolve_time_limit", "run", "run_point"]
@@ -119,18 +119,23 @@ def run(config: SweepConfig, out: str, workers: int | None = None, scheduler: st
     limit = resolve_time_limit(config, time_limit)
     pts = points(config)
     say = _Say(progress)
-    os.makedirs(out, exist_ok=True)
-    leftovers = remove_leftovers(out)
-    if leftovers:
-        say(f"removed {leftovers} unfinished temporary file{'s' * (leftovers != 1)} "
-            "(.symicl-*.tmp) of an interrupted run")
-    for note in check_config(out, config, pts, force):
-        say(note)
-    write_manifest(out, config, pts, limit)
-    redo, stale = {}, 0
-    for p in pts:
-        redo[p.id], was_stale = _redo(p, out, retry_errors, config.model)
-        stale += was_stale
+    try:
+        os.makedirs(out, exist_ok=True)
+        leftovers = remove_leftovers(out)
+        if leftovers:
+            say(f"removed {leftovers} unfinished temporary file{'s' * (leftovers != 1)} "
+                "(.symicl-*.tmp) of an interrupted run")
+        for note in check_config(out, config, pts, force):
+            say(note)
+        write_manifest(out, config, pts, limit)
+        redo, stale = {}, 0
+        for p in pts:
+            redo[p.id], was_stale = _redo(p, out, retry_errors, config.model)
+            stale += was_stale
+    except OSError as exc:  # before any point runs: an unusable folder is one clear error
+        where = exc.filename or out
+        raise SweepStoreError(f"cannot write the sweep store {out} ({where}: "
+                              f"{exc.strerror or exc})") from None
     if stale:
         say(f"{stale} record{'s' * (stale != 1)} of another measures version moved to "
             f"{os.path.join(out, 'stale')}; recomputing")
