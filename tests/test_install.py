@@ -9,9 +9,9 @@ The test runs the sequence in a fresh virtual environment on a copy of the worki
 The dependencies (NumPy, SymPy, Numba, ...) are not reinstalled: a .pth line puts this
 environment's site-packages after the new one's (its .pth files, such as this checkout's
 own editable install, are not run), and pip installs symicl alone (--no-deps), built with
-the setuptools already here where it can build wheels (--no-build-isolation).  HOME is a temporary folder, so
-"the user cache" is one this test can look into.  It takes 30-60 s, so the default suite
-skips it; .ci/run runs it (SYMICL_INSTALL_TEST=1).
+the setuptools already here where it can build wheels (--no-build-isolation).  HOME is a
+temporary folder, so "the user cache" is one this test can look into.  It takes 30-60 s,
+so the default suite skips it; .ci/run runs it (SYMICL_INSTALL_TEST=1).
 """
 
 from __future__ import annotations

@@ -45,8 +45,9 @@ from dataclasses import dataclass
 
 from .config import SweepConfig
 from .points import Point, points
-from .store import (BadRecord, StoreWarning, SweepStoreError, check_config, inspect_record, make_record,
-                    read_record, remove_leftovers, set_aside, write_manifest, write_record)
+from .store import (BadRecord, StoreWarning, SweepStoreError, check_config, inspect_record,
+                    make_record, read_record, remove_leftovers, set_aside, write_manifest,
+                    write_record)
 
 __all__ = ["DEFAULT_TIME_LIMIT", "Summary", "resolve_time_limit", "run", "run_point"]
 

@@ -297,7 +297,8 @@ def check_config(out: str | os.PathLike, config: SweepConfig, pts: list[Point],
         if not diffs and manifest["points"] != [p.id for p in pts]:
             diffs = ["point ids"]
         if diffs:
-            shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
+            more = f"; and {len(diffs) - 3} more" if len(diffs) > 3 else ""
+            shown = "; ".join(diffs[:3]) + more
             if not force:
                 raise SweepStoreError(f"store {out} was made by another config ({shown}); {redo}")
             gone = [p for p in manifest["points"] if p not in ids and record_path(out, p).exists()]
