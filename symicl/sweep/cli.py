@@ -135,6 +135,7 @@ def _table(out: str, csv: bool) -> tuple[str, int, int]:
     if (frame["status"] != "ok").any():
         frame = frame.assign(error=frame["error"].fillna("").str.slice(0, 60))
         columns.append("error")
+    columns = [c for c in columns if c in frame.columns]   # an old record may lack a measure
     return frame[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"), shown, total
 
 
