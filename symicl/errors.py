@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["SymiclError", "ModelError", "DistributionError", "NotPolynomialError"]
+__all__ = ["SymiclError", "ModelError", "DistributionError", "NotPolynomialError",
+           "ModelWarning"]
 
 
 class SymiclError(ValueError):
@@ -19,3 +20,9 @@ class DistributionError(SymiclError):
 
 class NotPolynomialError(ModelError):
     """An expression that must be polynomial is not; the message names the term."""
+
+
+class ModelWarning(UserWarning):
+    """A model definition that works but is likely not what was meant: a parameter that
+    never appears in the loss, or an undeclared symbol in the prediction; the message
+    names it."""

@@ -13,6 +13,7 @@ diagonal covariance never recurses.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import numpy as np
@@ -32,13 +33,26 @@ def double_factorial(n: int) -> int:
     return out
 
 
-def _as_exact(value) -> sp.Expr:
-    """A covariance entry as an exact SymPy number or expression."""
+_NON_FINITE = (sp.nan, sp.oo, -sp.oo, sp.zoo)
+
+
+def _as_exact(value, where: str = "a covariance entry") -> sp.Expr:
+    """A covariance entry as an exact SymPy number or expression (finite)."""
     if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value):
+            raise DistributionError(f"{where} is {float(value)}, not a finite number")
         return sp.Rational(repr(float(value)))
     if isinstance(value, (int, np.integer)):
         return sp.Integer(int(value))
-    expr = sp.sympify(value)
+    try:
+        expr = sp.sympify(value)
+    except (sp.SympifyError, TypeError, ValueError):
+        raise DistributionError(f"{where} is {value!r}, not a number or a SymPy expression") \
+            from None
+    if not isinstance(expr, sp.Expr):
+        raise DistributionError(f"{where} is {value!r}, not a number or a SymPy expression")
+    if expr.has(*_NON_FINITE) or expr.is_finite is False:
+        raise DistributionError(f"{where} is {expr}, not finite")
     if expr.has(sp.Float):
         expr = sp.nsimplify(expr, rational=True)
     return expr
@@ -51,7 +65,7 @@ def _is_flat(c) -> bool:
         isinstance(e, (list, tuple, np.ndarray, sp.MatrixBase)) for e in c)
 
 
-def _covariance_matrix(covariance, n: int) -> sp.Matrix:
+def _covariance_matrix(covariance, n: int, name: str = "x") -> sp.Matrix:
     if covariance is None:
         return sp.eye(n)
     if isinstance(covariance, sp.MatrixBase):
@@ -61,13 +75,19 @@ def _covariance_matrix(covariance, n: int) -> sp.Matrix:
         if len(entries) != n:
             raise DistributionError(
                 f"covariance diagonal has {len(entries)} entries for {n} variables")
-        cov = sp.diag(*entries)
+        cov = sp.diag(*(_as_exact(e, f"covariance of {name}: variance {i + 1}")
+                        for i, e in enumerate(entries)))
     else:
-        cov = sp.Matrix(covariance)
+        try:
+            cov = sp.Matrix(covariance)
+        except (sp.SympifyError, TypeError, ValueError) as exc:
+            raise DistributionError(f"covariance of {name} is not a matrix of numbers or "
+                                    f"expressions ({exc})") from None
     if cov.shape != (n, n):
         raise DistributionError(
             f"covariance has shape {cov.shape[0]}x{cov.shape[1]} but there are {n} variables")
-    return cov.applyfunc(_as_exact)
+    return sp.Matrix(n, n, lambda i, j: _as_exact(
+        cov[i, j], f"covariance of {name}: entry ({i + 1},{j + 1})"))
 
 
 def _check_covariance(cov: sp.Matrix, names: str) -> None:
@@ -82,6 +102,10 @@ def _check_covariance(cov: sp.Matrix, names: str) -> None:
         if cov[i, i].is_negative:
             raise DistributionError(
                 f"covariance of {names} is not positive semi-definite: variance {i + 1} is {cov[i, i]}")
+        if cov[i, i].is_nonnegative is not True:
+            raise DistributionError(
+                f"covariance of {names}: variance {i + 1} is {cov[i, i]}, not known to be >= 0; "
+                f"declare its symbols positive, e.g. sympy.Symbol('s', positive=True)")
     if all(entry.is_number for entry in cov):
         values = np.array(cov.tolist(), dtype=float)
         eig = np.linalg.eigvalsh(values)
@@ -111,7 +135,7 @@ class Gaussian:
             raise DistributionError("Gaussian variables must be distinct")
         self.variables: list[sp.Symbol] = variables
         self.name = name or variables[0].name.rsplit("_", 1)[0]
-        self.covariance: sp.Matrix = _covariance_matrix(covariance, len(variables))
+        self.covariance: sp.Matrix = _covariance_matrix(covariance, len(variables), self.name)
         _check_covariance(self.covariance, self.name)
 
     def __len__(self) -> int:

@@ -15,13 +15,15 @@ expected-gradient flow  d theta / dt = -grad L(theta)  (unit learning rate).
 
 from __future__ import annotations
 
+import re
+import warnings
 from functools import cached_property
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import sympy as sp
 from sympy.polys.rings import PolyElement
 
-from .errors import ModelError
+from .errors import ModelError, ModelWarning
 from .symbols import natural_key
 from .expectation import Distribution, Expectation
 
@@ -39,6 +41,28 @@ def _as_column(value, what: str) -> sp.Matrix:
         raise ModelError(f"{what} must be a SymPy expression or matrix, got {value!r}") from exc
 
 
+def _matrix_name(symbol: sp.Symbol) -> str:
+    """The name without trailing indices: ``WP`` for ``WP_3_1``, ``p`` for ``p_2``."""
+    return re.sub(r"(_\d+)+$", "", symbol.name)
+
+
+def _constant_value(symbol: sp.Symbol, value) -> sp.Expr:
+    """``value`` for the constant ``symbol``, exact, checked against its assumptions."""
+    if isinstance(value, bool):
+        raise ModelError(f"{symbol} = {value!r}: not a number")
+    try:
+        v = sp.nsimplify(value, rational=True) if isinstance(value, float) else sp.sympify(value)
+    except (sp.SympifyError, TypeError, ValueError):
+        raise ModelError(f"{symbol} = {value!r}: not a number or a SymPy expression") from None
+    if not isinstance(v, sp.Expr) or v.has(sp.nan, sp.oo, -sp.oo, sp.zoo):
+        raise ModelError(f"{symbol} = {value!r}: not a finite value")
+    for prop, words in (("integer", "an integer"), ("positive", "positive"),
+                        ("nonnegative", ">= 0"), ("real", "real")):
+        if getattr(symbol, f"is_{prop}") and getattr(v, f"is_{prop}") is False:
+            raise ModelError(f"{symbol} = {value!r}: {symbol} must be {words}")
+    return v
+
+
 class Model:
     """A learning model whose expected loss and flow symicl derives.
 
@@ -51,11 +75,23 @@ class Model:
         (1/2) ||prediction - target||^2 unless ``loss`` is given instead.
     loss : a per-example loss expression, instead of prediction/target.
     options : the options the model was built with (recorded in exports).
+    constants : symbols (or their names) of the prediction that are constants of
+        the model, neither parameters nor random variables (e.g. a fixed scale
+        ``c`` in ``prediction = c * w * x``).  Symbols of the distribution (its
+        covariances, a context length N) need no declaring.
+
+    Warnings (:class:`~symicl.errors.ModelWarning`), each naming the symbols:
+    a parameter that never enters the loss (its flow is 0), unless another
+    entry of the same matrix (``W_1_1`` and ``W_2_1``: same name before the
+    indices) does, as in a full architecture whose some entries act on
+    nothing; a symbol of the prediction that is neither a parameter, a random
+    variable, a symbol of the distribution nor a declared constant.
     """
 
     def __init__(self, name: str, blocks: Mapping[str, sp.MatrixBase],
                  distribution: Distribution | None = None, *, prediction=None, target=None,
-                 loss=None, options: Mapping | None = None):
+                 loss=None, options: Mapping | None = None,
+                 constants: Iterable[sp.Symbol | str] | None = None):
         self.name = name
         self.options = dict(options or {})
         self.distribution = distribution if distribution is not None else Distribution()
@@ -72,6 +108,9 @@ class Model:
             raise ModelError(f"parameters {', '.join(clash)} are also random variables")
         self.loss = self._build_loss(prediction, target, loss)
         self.prediction = prediction
+        self.declared_constants = self._declare(constants or (), prediction, target, randoms)
+        self._warn_unused()
+        self._warn_undeclared(prediction, randoms)
 
     # -- validation ---------------------------------------------------------
     @staticmethod
@@ -97,12 +136,59 @@ class Model:
         r = yhat - y
         return sp.Rational(1, 2) * sum((e ** 2 for e in r), sp.Integer(0))
 
+    def _declare(self, constants, prediction, target, randoms) -> list[sp.Symbol]:
+        """The declared constants as symbols (names are looked up in the model)."""
+        pool = self.loss.free_symbols
+        for e in (prediction, target):
+            if e is not None:
+                pool = pool | _as_column(e, "prediction").free_symbols
+        by_name = {s.name: s for s in pool}
+        out = []
+        for c in constants:
+            if isinstance(c, str):
+                if c not in by_name:
+                    raise ModelError(f"model {self.name}: declared constant {c} does not appear "
+                                     f"in the model")
+                c = by_name[c]
+            if not isinstance(c, sp.Symbol):
+                raise ModelError(f"model {self.name}: a declared constant must be a SymPy "
+                                 f"Symbol or its name, got {c!r}")
+            if c in self.parameters or c in randoms:
+                kind = "a parameter" if c in self.parameters else "a random variable"
+                raise ModelError(f"model {self.name}: {c} is {kind}, not a constant")
+            out.append(c)
+        return list(dict.fromkeys(out))
+
+    def _warn_unused(self) -> None:
+        used = self.loss.free_symbols
+        used_matrices = {_matrix_name(p) for p in self.parameters if p in used}
+        unused = [p.name for p in self.parameters
+                  if p not in used and _matrix_name(p) not in used_matrices]
+        if unused:
+            warnings.warn(f"model {self.name}: parameter{'s' * (len(unused) > 1)} "
+                          f"{', '.join(unused)} never appear{'s' * (len(unused) == 1)} in the "
+                          f"loss (flow 0)", ModelWarning, stacklevel=3)
+
+    def _warn_undeclared(self, prediction, randoms) -> None:
+        if prediction is None:
+            return
+        known = (set(self.parameters) | randoms | self.distribution.constant_symbols()
+                 | set(self.declared_constants))
+        free = _as_column(prediction, "prediction").free_symbols - known
+        if free:
+            names = ", ".join(sorted(s.name for s in free))
+            warnings.warn(f"model {self.name}: the prediction uses {names}, neither a parameter, "
+                          f"a random variable nor a symbol of the distribution; if constant, "
+                          f"declare it: Model(..., constants=[{names}])", ModelWarning,
+                          stacklevel=3)
+
     # -- symbols ---------------------------------------------------------------
     @cached_property
     def constants(self) -> list[sp.Symbol]:
         """Non-random, non-parameter symbols of the expected loss, sorted: N first."""
         randoms = set(self.distribution.random_symbols()) | self.distribution.sample_symbols()
         found = (self.loss.free_symbols | self.distribution.constant_symbols()) - randoms
+        found |= set(self.declared_constants) & self.loss.free_symbols
         found -= set(self.parameters)
         n_syms = [c.N for c in self.distribution.contexts if not c.N.is_number]
         rest = sorted(found - set(n_syms), key=natural_key)
@@ -127,22 +213,58 @@ class Model:
         engine = self._engine
         return engine.expect_polynomial(engine.polynomial(self.loss, f"loss of model {self.name}"))
 
-    def expected_loss(self) -> sp.Expr:
-        """L(theta) = E[l(theta; data)], exact, as a polynomial in theta."""
+    @cached_property
+    def _loss_expr(self) -> sp.Expr:
         return self._engine.to_expr(self._expected)
+
+    def expected_loss(self) -> sp.Expr:
+        """L(theta) = E[l(theta; data)], exact, as a polynomial in theta (computed once)."""
+        return self._loss_expr
 
     @cached_property
     def _gradient(self) -> dict[sp.Symbol, PolyElement]:
         ring = self._engine.coefficients
         return {p: self._expected.diff(ring.ring.gens[ring.index[p]]) for p in self.parameters}
 
-    def gradient(self) -> dict[sp.Symbol, sp.Expr]:
-        """dL/dtheta for every parameter, in parameter order."""
+    @cached_property
+    def _gradient_exprs(self) -> dict[sp.Symbol, sp.Expr]:
         return {p: self._engine.to_expr(g) for p, g in self._gradient.items()}
 
-    def flow(self) -> dict[sp.Symbol, sp.Expr]:
-        """The expected-gradient flow d theta/dt = -dL/dtheta (unit learning rate)."""
+    @cached_property
+    def _flow_exprs(self) -> dict[sp.Symbol, sp.Expr]:
         return {p: self._engine.to_expr(-g) for p, g in self._gradient.items()}
+
+    def gradient(self) -> dict[sp.Symbol, sp.Expr]:
+        """dL/dtheta for every parameter, in parameter order (computed once; a new dict)."""
+        return dict(self._gradient_exprs)
+
+    def flow(self) -> dict[sp.Symbol, sp.Expr]:
+        """The expected-gradient flow d theta/dt = -dL/dtheta (unit learning rate; computed
+        once; a new dict)."""
+        return dict(self._flow_exprs)
+
+    def subs_constants(self, **values) -> dict:
+        """The expected loss and flow with constants given by name, e.g.
+        ``m.subs_constants(N=8, s_1=2)``.
+
+        Returns ``{"loss": L, "flow": {parameter symbol: dtheta/dt}}`` with each
+        named constant replaced by its value (floats become exact rationals);
+        constants not named stay symbolic.  A name that is not a constant of
+        the model, or a value its symbol's assumptions exclude (``N=0``,
+        ``N=2.5``, ``s_1=-1``), is a :class:`~symicl.errors.ModelError` naming it.
+        """
+        by_name = {c.name: c for c in self.constants}
+        replace = {}
+        for name, value in values.items():
+            if name not in by_name:
+                if any(p.name == name for p in self.parameters):
+                    raise ModelError(f"{name} is a parameter of model {self.name}, not a "
+                                     f"constant; constants: {', '.join(by_name) or '(none)'}")
+                raise ModelError(f"model {self.name} has no constant {name}; constants: "
+                                 f"{', '.join(by_name) or '(none)'}")
+            replace[by_name[name]] = _constant_value(by_name[name], value)
+        return {"loss": self.expected_loss().xreplace(replace),
+                "flow": {p: e.xreplace(replace) for p, e in self._flow_exprs.items()}}
 
     def jacobian(self) -> sp.Matrix:
         """J_ij = dF_i/dtheta_j of the flow F = -grad L (minus the Hessian of L)."""

@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import sys
 from pathlib import Path
 from types import ModuleType
 
+from ..cache_paths import kernel_dir
 from ..files import write_atomic
 
 __all__ = ["cache_dir", "kernel_key", "load_or_write"]
 
 
 def cache_dir() -> Path:
-    """``$SYMICL_CACHE`` if set, else ``~/.cache/symicl/kernels``."""
-    root = os.environ.get("SYMICL_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "symicl" / "kernels"
+    """``$SYMICL_CACHE`` if set, else ``~/.cache/symicl/kernels`` (:mod:`..cache_paths`)."""
+    return kernel_dir()
 
 
 def kernel_key(*parts: str) -> str:

@@ -2,8 +2,10 @@
 
 One JSON object with keys ``model``, ``options``, ``parameters`` (symbol
 names, in order), ``constants`` (symbol names), ``loss`` (an expression
-string that ``sympy.sympify`` parses with those names) and ``flow``
-(parameter name -> expression string of d theta / dt = -dL/dtheta).
+string in those names) and ``flow`` (parameter name -> expression string of
+d theta / dt = -dL/dtheta).  :func:`symicl.export.load_json` reads it back
+as SymPy objects with symicl's own symbols (plain ``sympy.sympify`` reads
+``N`` as SymPy's ``N()`` function and drops the symbols' assumptions).
 """
 
 from __future__ import annotations

@@ -47,13 +47,26 @@ REDUCTIONS = ("none", "null-zero", "aligned")
 def _spectrum(dim: int, spectrum):
     if spectrum is None:
         return symbols.spectrum(dim)
-    values = [sp.nsimplify(v, rational=True) if isinstance(v, float) else sp.sympify(v)
-              for v in spectrum]
+    values = []
+    for v in spectrum:
+        if isinstance(v, float) and not abs(v) < float("inf"):  # inf or nan
+            raise ModelError(f"input eigenvalues must be finite numbers > 0, got {v}")
+        try:
+            value = sp.nsimplify(v, rational=True) if isinstance(v, float) else sp.sympify(v)
+        except (sp.SympifyError, TypeError, ValueError):
+            raise ModelError(f"input eigenvalue {v!r} is not a number or a SymPy expression") \
+                from None
+        values.append(value)
     if len(values) != dim:
         raise ModelError(f"spectrum has {len(values)} eigenvalues for dimension {dim}")
     for v in values:
+        if not isinstance(v, sp.Expr) or v.has(sp.nan, sp.oo, -sp.oo, sp.zoo):
+            raise ModelError(f"input eigenvalues must be finite numbers > 0, got {v}")
         if v.is_number and not v.is_positive:
             raise ModelError(f"input eigenvalues must be positive, got {v}")
+        if v.is_positive is not True:
+            raise ModelError(f"input eigenvalue {v} is not known to be positive; use numbers > 0 "
+                             f"or symbols declared positive, e.g. sympy.Symbol('s', positive=True)")
     return values
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
+from contextlib import contextmanager
 
 from ..errors import SymiclError
 
@@ -29,6 +31,13 @@ def add_parser(subparsers) -> None:
                    help="an existing Dask scheduler, e.g. tcp://host:8786 (its workers must "
                         "see the store folder)")
     s.add_argument("--retry-errors", action="store_true", help="rerun the points stored as errors")
+    s.add_argument("--force", action="store_true",
+                   help="use a store made by another config or another version of the "
+                        "measures anyway: the store follows this config, records of other "
+                        "points or versions are moved aside and recomputed as needed")
+    s.add_argument("--time-limit", type=float, metavar="SECONDS", default=argparse.SUPPRESS,
+                   help="per-point time limit; a point still running then is stored as an "
+                        "error (default: the config's time_limit, else 600; 0: none)")
     s.add_argument("--table", action="store_true", help="print the table of results at the end")
     s.add_argument("--no-plots", action="store_true", help="skip the heat map")
     s.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -51,18 +60,37 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     stem = os.path.splitext(os.path.basename(args.config))[0]
     out = args.out or config.out or f"{stem}-sweep"
-    try:
-        run(config, out, workers=args.workers, scheduler=args.scheduler,
-            retry_errors=args.retry_errors, progress=not args.quiet)
-    except KeyboardInterrupt:
-        print(f"\nsymicl sweep: interrupted; finished points are in {out}; run the same "
-              "command again to resume", file=sys.stderr)
-        return 130
-    if not args.no_plots:
-        _plot(config, out)
-    if args.table:
-        print(table_text(out))
-    return _report_errors(out)
+    with _one_line_warnings():
+        try:
+            run(config, out, workers=args.workers, scheduler=args.scheduler,
+                retry_errors=args.retry_errors, progress=not args.quiet, force=args.force,
+                time_limit=getattr(args, "time_limit", None))
+        except KeyboardInterrupt:
+            print(f"\nsymicl sweep: interrupted; finished points are in {out}; run the same "
+                  "command again to resume", file=sys.stderr)
+            return 130
+        if not args.no_plots:
+            _plot(config, out)
+        if args.table:
+            print(table_text(out))
+        return _report_errors(out)
+
+
+@contextmanager
+def _one_line_warnings():
+    """Show the store's warnings as one line each: ``symicl sweep: warning: ...``."""
+    from .store import StoreWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, StoreWarning):
+            print(f"symicl sweep: warning: {message}", file=sys.stderr, flush=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", StoreWarning)
+        shown, warnings.showwarning = warnings.showwarning, show
+        yield
 
 
 def _report_errors(out: str) -> int:
@@ -79,24 +107,36 @@ def _report_errors(out: str) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    print(table_text(args.dir, csv=args.csv), end="" if args.csv else "\n")
+    with _one_line_warnings():
+        text, shown, total = _table(args.dir, args.csv)
+    print(text, end="" if args.csv else "\n")
+    if shown < total:
+        print(f"symicl sweep-table: {total - shown} of {total} points have no usable record; "
+              f"`symicl sweep CONFIG --out {args.dir}` computes them", file=sys.stderr)
     return 0
 
 
 def table_text(out: str, csv: bool = False) -> str:
     """The stored results: grid axes, status, the sweep's measures (all columns as CSV)."""
+    return _table(out, csv)[0]
+
+
+def _table(out: str, csv: bool) -> tuple[str, int, int]:
+    """(the table's text, the points it shows, the points of the sweep)."""
     from .store import load, read_manifest
 
     manifest, frame = read_manifest(out), load(out)
+    shown, total = len(frame), len(manifest["points"])
     if csv:
-        return frame.to_csv(index=False)
+        return frame.to_csv(index=False), shown, total
     if frame.empty:
-        return "(no finished points)"
+        return "(no finished points)", shown, total
     columns = [*manifest["grid"], "status", *manifest["measure"]]
     if (frame["status"] != "ok").any():
         frame = frame.assign(error=frame["error"].fillna("").str.slice(0, 60))
         columns.append("error")
-    return frame[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    columns = [c for c in columns if c in frame.columns]   # an old record may lack a measure
+    return frame[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"), shown, total
 
 
 def _plot(config, out: str) -> None:

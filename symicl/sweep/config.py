@@ -150,9 +150,10 @@ def parse_config(data: dict, text: str = "", base: str | None = None) -> SweepCo
     if out is not None and not isinstance(out, str):
         raise SweepConfigError(f"out must be a folder name, got {out!r}")
     limit = data.get("time_limit", DEFAULT_TIME_LIMIT)
-    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0 or \
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit >= 0 or \
             not math.isfinite(limit):
-        raise SweepConfigError(f"time_limit must be a positive number of seconds, got {limit!r}")
+        raise SweepConfigError(f"time_limit must be a number of seconds >= 0 (0: no limit), "
+                               f"got {limit!r}")
     config = SweepConfig(model, fixed, grid, measure,
                          _plot(spec, params, data.get("plot", {}), measure), out, text,
                          dict(constants), dict(options), float(limit))

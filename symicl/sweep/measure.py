@@ -17,9 +17,7 @@ import numpy as np
 
 from ..verify.steps import Experiment, compare, seed_stats
 
-__all__ = ["measure", "MEASURES_VERSION"]
-
-MEASURES_VERSION = "2"     # bump when a measure's meaning or computation changes
+__all__ = ["measure"]
 
 
 def measure(model: str, params: dict, rng_seed: int, constants: dict | None = None,

@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 
 from .config import SweepConfig
-from .measure import MEASURES_VERSION
-from .schema import params_of
+from .schema import MEASURES_VERSION, params_of
 
 __all__ = ["Point", "point_digest", "points"]
 

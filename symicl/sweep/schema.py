@@ -15,7 +15,9 @@ from typing import Any
 
 from ..spec import ModelSpec
 
-__all__ = ["Param", "params_of", "measures_of", "SGD_SETTINGS"]
+__all__ = ["Param", "params_of", "measures_of", "SGD_SETTINGS", "MEASURES_VERSION"]
+
+MEASURES_VERSION = "2"     # bump when a measure's meaning or computation changes
 
 
 @dataclass(frozen=True)
