@@ -50,6 +50,22 @@ def _factor(C: np.ndarray, what: str) -> np.ndarray:
     return V * np.sqrt(np.clip(w, 0.0, None))
 
 
+def _columns(cols):
+    """A slice when the columns are consecutive (plain, fast indexing), else an index array."""
+    cols = np.asarray(cols, dtype=np.int64)
+    if len(cols) and np.array_equal(cols, np.arange(cols[0], cols[0] + len(cols))):
+        return slice(int(cols[0]), int(cols[0]) + len(cols))
+    return cols
+
+
+def _diagonal(C: np.ndarray, keep: np.ndarray):
+    """sqrt of the diagonal of C at ``keep`` when C is diagonal (then x = sqrt(c) * z, no
+    matrix product), else None."""
+    if np.count_nonzero(C - np.diag(np.diag(C))):
+        return None
+    return np.sqrt(np.diag(C))[keep]
+
+
 class DataSampler:
     """Columns of the random symbols ``randoms`` of a distribution, drawn at numeric constants.
 
@@ -64,14 +80,22 @@ class DataSampler:
         for s in distribution.constant_symbols():
             if s.name in constants:
                 by_name[s] = constants[s.name]
-        self._gaussians = []
+        self._gaussians, self._contexts, at = [], [], 0
         for g in distribution.gaussians:
             cols = [col.get(v) for v in g.variables]
             if all(c is None for c in cols):
                 continue
-            L = _factor(_numeric(g.covariance, by_name, g.name), g.name)
-            self._gaussians.append((np.array([-1 if c is None else c for c in cols]), L))
-        self._contexts = []
+            C = _numeric(g.covariance, by_name, g.name)
+            L = _factor(C, g.name)
+            keep = np.array([c is not None for c in cols])
+            used = _columns([c for c in cols if c is not None])
+            diag = _diagonal(C, keep)
+            if diag is not None:         # independent entries: draw only the used ones
+                self._gaussians.append((at, len(diag), used, None, diag))
+                at += len(diag)
+            else:                        # x[keep] = L[keep] z
+                self._gaussians.append((at, L.shape[1], used, L[keep], None))
+                at += L.shape[1]
         for ctx in distribution.contexts:
             atoms = [(col[a], mono) for a, mono in ctx.atoms.items() if a in col]
             if not atoms:
@@ -82,45 +106,73 @@ class DataSampler:
             N = float(N)
             if N != int(N) or N < 1:
                 raise DistributionError(f"context length N must be a positive integer, got {N:g}")
-            L = _factor(_numeric(ctx.sample.covariance, by_name, ctx.sample.name), ctx.sample.name)
+            C = _numeric(ctx.sample.covariance, by_name, ctx.sample.name)
+            L = _factor(C, ctx.sample.name)
             n = L.shape[0]
             wishart = all(sum(m) == 2 for _, m in atoms) and int(N) >= n
-            self._contexts.append((int(N), L, atoms, wishart))
-        missing = [r for r in self.randoms if not self._covers(col[r])]
+            entry = {"N": int(N), "L": L, "atoms": atoms, "wishart": wishart}
+            if wishart:
+                up = np.triu_indices(n, 1)               # A^T's upper part: A's lower part
+                entry.update(
+                    diag=_diagonal(C, np.ones(n, bool)), half_df=(int(N) - np.arange(n)) / 2.0,
+                    off_flat=_columns(up[0] * n + up[1]),
+                    n_off=len(up[0]), at=at,
+                    pairs=[(c,) + tuple(k for k, e in enumerate(m) for _ in range(e))
+                           for c, m in atoms])
+                at += len(up[0])
+            self._contexts.append(entry)
+        self._n_normals = at
+        covered = np.zeros(len(self.randoms), bool)
+        for _, _, cols, _, _ in self._gaussians:
+            covered[cols] = True
+        for ctx in self._contexts:
+            covered[[c for c, _ in ctx["atoms"]]] = True
+        missing = [r for r, ok in zip(self.randoms, covered) if not ok]
         if missing:
             raise SymiclError(f"no random group draws {', '.join(str(m) for m in missing)}")
 
-    def _covers(self, k: int) -> bool:
-        return any(k in cols for cols, _ in self._gaussians) or any(
-            k == c for _, _, atoms, _ in self._contexts for c, _ in atoms)
-
     def draw(self, rng: np.random.Generator, lead: tuple) -> np.ndarray:
-        """One draw of every random symbol for each index of ``lead``."""
-        out = np.empty(tuple(lead) + (len(self.randoms),))
-        for cols, L in self._gaussians:
-            x = rng.standard_normal(tuple(lead) + (L.shape[1],)) @ L.T
-            keep = cols >= 0
-            out[..., cols[keep]] = x[..., keep]
-        for N, L, atoms, wishart in self._contexts:
-            S = self._wishart(rng, lead, N, L) if wishart else None
-            if S is not None:
-                for c, mono in atoms:
-                    i, j = [k for k, e in enumerate(mono) for _ in range(e)]
-                    out[..., c] = S[..., i, j] / N
+        """One draw of every random symbol for each index of ``lead``.
+
+        All standard normals of the Gaussian groups and of the Bartlett factors
+        come from one call of the generator, and the columns are written as a
+        flat (prompts, R) array (few, large NumPy operations: at a batch of a
+        few hundred prompts the cost is in the number of calls, not the work).
+        """
+        lead = tuple(lead)
+        M = int(np.prod(lead, dtype=np.int64))
+        out = np.empty((M, len(self.randoms)))
+        Z = rng.standard_normal((M, self._n_normals)) if self._n_normals else None
+        for at, width, cols, L, diag in self._gaussians:
+            z = Z[:, at:at + width]
+            out[:, cols] = z * diag if diag is not None else z @ L.T
+        for ctx in self._contexts:
+            if ctx["wishart"]:
+                self._wishart(rng, M, ctx, Z, out)
             else:
-                self._tokens(rng, lead, N, L, atoms, out)
-        return out
+                self._tokens(rng, lead, ctx["N"], ctx["L"], ctx["atoms"], out.reshape(lead + (-1,)))
+        return out.reshape(lead + (len(self.randoms),))
 
     @staticmethod
-    def _wishart(rng, lead, N, L):
-        n = L.shape[0]
-        A = np.zeros(tuple(lead) + (n, n))
-        idx = np.arange(n)
-        A[..., idx, idx] = np.sqrt(2.0 * rng.standard_gamma((N - idx) / 2.0, size=tuple(lead) + (n,)))
-        low = np.tril_indices(n, -1)
-        A[..., low[0], low[1]] = rng.standard_normal(tuple(lead) + (len(low[0]),))
-        LA = L @ A
-        return LA @ np.swapaxes(LA, -1, -2)
+    def _wishart(rng, M, ctx, Z, out):
+        """The context means of degree 2 from S ~ Wishart_n(N, L L^T), S = (L A)(L A)^T, A the
+        Bartlett factor; only the entries S_ij the model uses are formed."""
+        N, L, diag, n = ctx["N"], ctx["L"], ctx["diag"], ctx["L"].shape[0]
+        # AT[m, k, l] = A[m, l, k]: upper triangular, chi on the diagonal
+        AT = np.zeros((M, n, n))
+        flat = AT.reshape(M, n * n)
+        for i, h in enumerate(ctx["half_df"]):          # chi_(N - i), one call per scalar law
+            flat[:, i * (n + 1)] = np.sqrt(2.0 * rng.standard_gamma(h, size=M))
+        if ctx["n_off"]:
+            at = ctx["at"]
+            flat[:, ctx["off_flat"]] = Z[:, at:at + ctx["n_off"]]
+        if diag is not None:
+            LAT = AT * diag                          # LAT[m, k, i] = (L A)[m, i, k]
+        else:
+            LAT = (AT.reshape(M * n, n) @ L.T).reshape(M, n, n)
+        for c, i, j in ctx["pairs"]:
+            col = LAT[:, :, i] * LAT[:, :, j]
+            out[:, c] = col.sum(axis=1) / N if n > 1 else col[:, 0] / N
 
     @staticmethod
     def _tokens(rng, lead, N, L, atoms, out):
