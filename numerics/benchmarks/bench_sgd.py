@@ -1,9 +1,12 @@
-"""Monte Carlo SGD throughput: symicl's ``TransformerSGD`` against plain PyTorch.
+"""Monte Carlo SGD throughput: symicl's simulators against plain PyTorch.
 
 Run from the repository root:
 
-    python -m numerics.benchmarks.bench_sgd [--repeats 5] [--min-time 0.3]
+    python -m numerics.benchmarks.bench_sgd [--repeats 5] [--min-time 0.3] [--part all]
 
+Two sections (``--part hand-written|generated`` runs one):
+
+**Hand-written TransformerSGD at d = 4.**
 The model and batch are the same on both sides: d = 4, N = 32, B = 256,
 f(Z) = Z + W^P (Z Z^T / N) W^Q Z with the query inside the sum, aligned
 diagonal Gaussian tasks fresh per prompt, x ~ N(0, diag(s)),
@@ -35,6 +38,25 @@ Checks before timing: PyTorch's gradient equals symicl's ``prompt_gradients``
 and the fused Numba kernel on the same prompts; after timing, the mean loss
 and gradient from the Wishart sampler and from the token sampler agree in
 distribution (z-scores over --check-prompts prompts each).
+
+**Generated simulator at d = 2 (issue 11, item 2).**
+``GeneratedSGD`` (data drawn by ``DataSampler`` from the model's Distribution,
+per-example loss and gradient from generated code) for the full built-in
+transformer ``build("linear-transformer", dim=2)`` at N = 8, s = (2, 0.5),
+B = 256, with its "numba" and "numpy" back ends, beside the hand-written
+``TransformerSGD`` (``minibatch_gradient`` + update on matrices, Wishart and
+token samplers; and the theta-vector wrapper ``_HandWritten`` that verify
+runs) and the PyTorch loop above at d = 2, N = 8 (float64, 1 thread and
+torch's default).  Then one user model, a three-layer linear network
+2-2-2-2 written with ``symicl.model.Model`` (f(x) = C B A x, x ~ N(0, I),
+teacher [[2, 1/2], [0, 1]]), generated vs a PyTorch autograd loop of it.
+All these rows are timed round-robin in one ``measure`` call; 1 seed x 256
+prompts and 8 seeds vectorised.  Before timing, the generated gradients (both
+back ends) and the hand-written ``prompt_gradients`` equal PyTorch's on the
+same prompts.  Printed: the ratios generated / PyTorch (at its best thread
+count) and generated / hand-written, a profile of a generated step (draws vs
+kernel), and the goal lines (generated >= 3x PyTorch float64; generated
+within 3x of the hand-written Wishart path).
 """
 
 from __future__ import annotations
@@ -514,7 +536,7 @@ def profile_generated(sim, theta0, seeds: int, min_time: float, repeats: int) ->
         return lambda n: [fn() for _ in range(n)]
 
     return measure({
-        "draws: DataSampler.draw (NumPy)": rep(lambda: sim.sampler.draw(rng, (seeds, sim.batch))),
+        "draws: DataSampler.draw (NumPy RNG + Numba assembly)": rep(lambda: sim.sampler.draw(rng, (seeds, sim.batch))),
         "generated minibatch kernel (Numba)": rep(lambda: sim.kernels.minibatch(theta, XI, sim.c)),
         "SGD update": rep(lambda: theta.__isub__(ETA * G)),
         "whole step: GeneratedSGD.minibatch + update (reference)":
