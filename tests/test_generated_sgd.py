@@ -4,7 +4,9 @@
 (b) at the built-in transformer it agrees in distribution with the
     hand-written ``TransformerSGD`` fast path;
 (c) the Numba and NumPy back ends compute the same numbers from the same draws;
-(d) a model given by its expected loss alone is refused.
+(d) a model given by its expected loss alone is refused;
+and the data sampler draws the stated law (correlated Gaussians, Wishart and
+token contexts).
 
 Seeds are fixed, so each statistical check is deterministic; the z
 tolerances below are chosen so that a correct simulator would fail at a
@@ -13,12 +15,17 @@ fresh seed with probability < 1e-4 per test.
 
 import numpy as np
 import pytest
+import sympy as sp
 
 from symicl.codegen import kernels
+from symicl.context import Context
 from symicl.errors import ModelError
 from symicl.models import build
 from symicl.models.linear_transformer import _HandWritten
-from symicl.simulate import GeneratedSGD
+from symicl.expectation import Distribution
+from symicl.gaussian import Gaussian
+from symicl.simulate import DataSampler, GeneratedSGD
+from symicl.symbols import vector
 
 TRANSFORMER_CONSTANTS = {"N": 8, "s_1": 2.0, "s_2": 0.5}
 DEEP_CONSTANTS = {"T_1_1": 2.0, "T_1_2": 0.5, "T_2_1": -0.25, "T_2_2": 1.0}
@@ -118,3 +125,37 @@ def test_model_given_by_its_loss_alone_is_refused():
     model = build("linear-transformer-per-mode", dim=1)
     with pytest.raises(ModelError, match="expected loss alone.*cannot be simulated"):
         GeneratedSGD(model, {"N": 8, "s_1": 1.0})
+
+
+@pytest.mark.parametrize("N", [5, 2])
+def test_sampler_draws_the_law(N):
+    """x ~ N(0, C) (3 variables, 2 used, out of order) and a context of N samples u ~ N(0, C)
+    with all six means of degree 2 (N = 5: the Wishart path; N = 2 < 3: the token path).
+    Over n = 200,000 draws: E[x_i x_j] = C_ij, E[mean(u_i u_j)] = C_ij and
+    Var[mean(u_i u_j)] = (C_ij^2 + C_ii C_jj) / N, each within 5 SE (SE from the sample's
+    own second and fourth moments); the means of x within 5 SE of 0."""
+    C = np.array([[1.0, 0.5, 0.0], [0.5, 2.0, 0.3], [0.0, 0.3, 1.0]])
+    x, u = vector("x", 3), vector("u", 3)
+    ctx = Context(Gaussian(u, sp.Matrix(C), name="u"), N=sp.Symbol("N"))
+    pairs = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
+    atoms = [ctx.atom(tuple(int(k == i) + int(k == j) for k in range(3))) for i, j in pairs]
+    sampler = DataSampler(Distribution(Gaussian(x, sp.Matrix(C), name="x"), ctx),
+                          [x[2], x[0]] + atoms, {"N": N})
+    n = 200_000
+    X = sampler.draw(np.random.default_rng(12), (n // 1000, 1000)).reshape(n, -1)
+    z = []
+
+    def check(values, expected):
+        se = values.std(ddof=1) / np.sqrt(n)
+        z.append((values.mean() - expected) / se)
+
+    xs = {2: X[:, 0], 0: X[:, 1]}
+    for i, j in ((2, 2), (0, 0), (0, 2)):
+        check(xs[i] * xs[j], C[i, j])
+    for k in xs:
+        check(xs[k], 0.0)
+    for c, (i, j) in enumerate(pairs):
+        a = X[:, 2 + c]
+        check(a, C[i, j])
+        check((a - C[i, j]) ** 2, (C[i, j] ** 2 + C[i, i] * C[j, j]) / N)
+    assert np.max(np.abs(z)) < 5, z
