@@ -29,6 +29,7 @@ import atexit
 import logging
 import math
 import os
+import re
 import pickle
 import select
 import signal
@@ -43,6 +44,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from ..errors import SymiclError
 from .config import DEFAULT_TIME_LIMIT, SweepConfig
 from .points import Point, points
 from .store import (BadRecord, StoreWarning, SweepStoreError, check_config, inspect_record,
@@ -218,12 +220,23 @@ def _collect(results, out, summary: Summary, say, on_result) -> None:
             on_result(record)
 
 
+SCHEDULER_TIMEOUT = 10.0   # seconds to reach an existing scheduler
+
+
 @contextmanager
 def _client(workers: int | None, scheduler: str | None, processes: bool):
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
-        with Client(scheduler) as client:
+        if not re.match(r"^(tcp|tls|inproc|ucx|ws|wss)://[^/\s]+$", scheduler):
+            raise SymiclError(f"--scheduler {scheduler!r} is not a scheduler address such as "
+                              "tcp://host:8786")
+        try:
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise SymiclError(f"no Dask scheduler answers at {scheduler} within "
+                              f"{SCHEDULER_TIMEOUT:g} s ({type(exc).__name__})") from None
+        with client:
             yield client, f"the scheduler at {scheduler}"
         return
     import dask
