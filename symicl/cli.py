@@ -153,22 +153,21 @@ class _Ticker:
 
 
 def _check_output(path: str | None, folder: bool = False) -> None:
-    """Fail before the work starts when ``path`` (a file, or a folder) cannot be written."""
+    """Fail before the work starts when ``path`` (a file, or a folder) cannot be written:
+    its folder is made and a temporary file written and removed there."""
+    import tempfile
+
     if not path:
         return
-    target = path if folder else (os.path.dirname(os.path.abspath(path)) or ".")
-    probe = target
-    while not os.path.exists(probe):
-        parent = os.path.dirname(os.path.abspath(probe))
-        if parent == probe:
-            break
-        probe = parent
-    if os.path.exists(target) and not os.path.isdir(target):
-        raise SymiclError(f"cannot write to {path}: {target} is not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise SymiclError(f"cannot write to {path}: {probe} is not writable")
     if not folder and os.path.isdir(path):
         raise SymiclError(f"cannot write to {path}: it is a folder")
+    target = path if folder else (os.path.dirname(os.path.abspath(path)) or ".")
+    try:
+        os.makedirs(target, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target, prefix=".symicl-probe-"):
+            pass
+    except OSError as exc:
+        raise SymiclError(f"cannot write to {path}: {exc.strerror or exc}") from None
 
 
 def cmd_derive_all(args: argparse.Namespace) -> int:
