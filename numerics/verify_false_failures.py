@@ -88,10 +88,28 @@ def one_run(spec, constants: dict, seed: int) -> dict:
     }
 
 
+def _g(x) -> str:
+    return "-" if x is None else f"{x:.6g}"
+
+
+def _row_text(c: dict) -> str:
+    """A failing row (a Check.to_dict(); non-finite numbers are None) in one line."""
+    if c["kind"] == "bound":
+        return f"{c['quantity']}: {_g(c['simulation'])} > bound {_g(c['tolerance'])}"
+    return (f"{c['quantity']}: theory {_g(c['theory'])}, simulation {_g(c['simulation'])}, "
+            f"SE {_g(c['se'])}, z {_g(c['z'])}, tolerance {_g(c['tolerance'])}")
+
+
 def _ratio(value, bound):
     if bound > 0:
         return value / bound if math.isfinite(value) else math.inf
     return 0.0 if value <= 0 else math.inf
+
+
+def _write(path: str, summary: dict) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as fh:
+        json.dump(summary, fh, indent=1, default=lambda o: None)
 
 
 def main(argv=None) -> int:
@@ -128,8 +146,7 @@ def main(argv=None) -> int:
             runs.append(r)
             worst = r.get("worst_z") or {}
             status = "ok" if r["passed"] else "FAIL"
-            msg = r.get("error") or "; ".join(f"{c['quantity']}: z = {c['z']:.3g} (tol "
-                                              f"{c['tolerance']:.3g})" for c in r["failed"])
+            msg = r.get("error") or "; ".join(_row_text(c) for c in r["failed"])
             print(f"[{name} seed {k}] {status} {r['seconds']:.1f} s, worst |z|/tol "
                   f"{worst.get('ratio', float('nan')):.3f}" + (f"  {msg}" if msg else ""),
                   file=sys.stderr, flush=True)
@@ -150,6 +167,7 @@ def main(argv=None) -> int:
         }
         summary["models"][name] = entry
         rows.append((name, entry))
+        _write(out_path, summary)          # after every model: a crash keeps what was done
     total = time.perf_counter() - total_start
     summary["seconds"] = total
 
@@ -176,13 +194,9 @@ def main(argv=None) -> int:
             if "error" in r:
                 print(f"  {name} seed {r['seed']}: error {r['error']}")
             for c in r.get("failed", []):
-                print(f"  {name} seed {r['seed']}: {c['quantity']}: theory {c['theory']:.6g}, "
-                      f"simulation {c['simulation']:.6g}, se {c['se']}, z {c['z']}, "
-                      f"tolerance {c['tolerance']}")
+                print(f"  {name} seed {r['seed']}: {_row_text(c)}")
 
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    with open(out_path, "w") as fh:
-        json.dump(summary, fh, indent=1, default=lambda o: None)
+    _write(out_path, summary)
     print(f"wrote {out_path}")
     return 1 if n_fail else 0
 
