@@ -222,10 +222,13 @@ class FlintRing:
             return ring.ring(value)
         dom = ring.ring.domain
         out = {}
+        stop = offset + len(ring.gens)
         for m, c in poly.to_dict().items():
+            # exponents come back as flint fmpz: SymPy's rings need Python ints
+            m = tuple(map(int, m))
             if any(m[:offset]):
                 raise AssertionError("polynomial still holds eliminated generators")
-            out[tuple(m[offset:offset + len(ring.gens)])] = dom(int(c.p), int(c.q))
+            out[m[offset:stop]] = dom(int(c.p), int(c.q))
         return ring.ring.from_dict(out)
 
 

@@ -156,3 +156,34 @@ def test_unknown_backend_raises(monkeypatch):
         Expectation(Distribution(Gaussian(x, name="x")), [])
     monkeypatch.setenv("SYMICL_POLY_BACKEND", "sympy")
     assert Expectation(Distribution(Gaussian(x, name="x")), []).backend == "sympy"
+
+
+def test_ring_elements_hold_python_ints():
+    """Exponents handed back to SymPy's rings are ints (flint gives fmpz)."""
+    m = build("linear-transformer", dim=1, reduction="none")
+    assert m._engine.backend == "flint"
+    assert all(type(e) is int for monom in m._expected.keys() for e in monom)
+
+
+def test_flint_backend_under_pure_python_ground_types():
+    """SymPy with SYMPY_GROUND_TYPES=python (no flint coefficients) and the flint engine."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sympy as sp\n"
+            "from symicl.models import build\n"
+            "m = build('linear-transformer', dim=1, reduction='none')\n"
+            "assert m._engine.backend == 'flint'\n"
+            "print(sp.polys.domains.QQ.__class__.__name__, sorted((p.name, str(e)) "
+            "for p, e in m.flow().items()))\n")
+    out = {}
+    for backend in ("flint", "sympy"):
+        env = dict(os.environ, SYMPY_GROUND_TYPES="python", SYMICL_POLY_BACKEND=backend)
+        run = subprocess.run([sys.executable, "-c", code.replace(
+            "assert m._engine.backend == 'flint'", f"assert m._engine.backend == '{backend}'")],
+            env=env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        out[backend] = run.stdout
+    assert "PythonRational" in out["flint"] or "RationalField" in out["flint"]
+    assert out["flint"] == out["sympy"]
