@@ -22,6 +22,7 @@ import time
 
 import numba
 import numpy as np
+from numba import types
 from scipy.integrate._ivp import dop853_coefficients as _dop
 
 from ..errors import SymiclError
@@ -45,6 +46,13 @@ _EXPONENT = -1.0 / 8.0                          # -1 / (error estimator order 7 
 _DONE, _CHUNK, _TOO_SMALL, _NOT_FINITE = 0, 1, 2, 3
 
 
+# The flow enters the compiled loop as a first-class function (a pointer), so
+# the loop compiles once, is cached on disk, and serves every generated flow.
+_ARR = types.float64[::1]
+_MAT = types.float64[:, ::1]
+_FLOW = types.FunctionType(_ARR(_ARR, _ARR, _ARR))
+
+
 class StiffnessError(SymiclError):
     """The explicit integrator ran out of its step or time budget (a stiff flow)."""
 
@@ -64,7 +72,8 @@ def _rms(x):
     return math.sqrt(s / x.size)
 
 
-@numba.njit
+@numba.njit(types.float64(_FLOW, _ARR, types.float64, _ARR, _ARR, types.float64, types.float64,
+                          types.float64, _ARR), cache=True)
 def _initial_step(flow, c, t0, y0, f0, t_bound, rtol, atol, work):
     """scipy's select_initial_step for order 7 (max_step = inf)."""
     n = y0.size
@@ -100,7 +109,7 @@ def _initial_step(flow, c, t0, y0, f0, t_bound, rtol, atol, work):
     return min(100 * h0, h1, interval)
 
 
-@numba.njit
+@numba.njit(types.void(_FLOW, _ARR, _ARR, _MAT, types.float64, types.int64, _ARR), cache=True)
 def _stage(flow, c, y, K, h, s, ytmp):
     """K[s] = F(y + h sum_j A[s, j] K[j])."""
     n = y.size
@@ -112,7 +121,8 @@ def _stage(flow, c, y, K, h, s, ytmp):
     flow(ytmp, c, K[s])
 
 
-@numba.njit
+@numba.njit(types.int64(_FLOW, _ARR, _ARR, _ARR, _ARR, types.float64, types.float64,
+                        types.float64, _ARR, _MAT, _ARR, _MAT, types.int64), cache=True)
 def _run(flow, c, state, y, f, t_bound, rtol, atol, t_eval, ev_out, step_t, step_y, chunk):
     """Advance up to ``chunk`` accepted steps.
 
@@ -254,7 +264,8 @@ def _run(flow, c, state, y, f, t_bound, rtol, atol, t_eval, ev_out, step_t, step
     return _DONE if t >= t_bound else _CHUNK
 
 
-@numba.njit
+@numba.njit(types.float64(_FLOW, _ARR, _ARR, types.float64, types.float64, types.float64,
+                          _ARR, _ARR), cache=True)
 def _start(flow, c, y0, t_bound, rtol, atol, f, work):
     flow(y0, c, f)
     return _initial_step(flow, c, 0.0, y0, f, t_bound, rtol, atol, work)
@@ -265,7 +276,9 @@ def dop853(flow, c, y0, t_end: float, t_eval=None, rtol: float = 1e-10, atol: fl
            chunk: int = 2000) -> DOP853Result:
     """Integrate dy/dt = flow(y, c) on [0, t_end] with a compiled DOP853.
 
-    ``flow`` is a Numba-compiled ``flow(theta, c, out)`` (a generated kernel).
+    ``flow`` is a Numba-compiled ``flow(theta, c, out)`` returning ``out`` (a
+    generated kernel); it is called through a function pointer, so this loop
+    is compiled once and cached, whatever the flow.
     With ``t_eval`` the solution is returned at those times (dense output),
     else at every accepted step (and t = 0), like ``solve_ivp``.  Raises
     :class:`StiffnessError` when more than ``max_steps`` steps or
@@ -292,6 +305,7 @@ def dop853(flow, c, y0, t_end: float, t_eval=None, rtol: float = 1e-10, atol: fl
         ev_start = 0
     f = np.empty(n)
     work = np.empty(n)
+    flow(y.copy(), c, work)  # compile (or load) the generated flow for the pointer below
     h_abs = _start(flow, c, y, t_end, rtol, atol, f, work)
     state = np.array([0.0, h_abs, ev_start, 0, 0, 2, 0, 0.0])
     ts, ys = [np.zeros(1)], [y.copy()[None, :]]
