@@ -187,3 +187,70 @@ def test_flint_backend_under_pure_python_ground_types():
         out[backend] = run.stdout
     assert "PythonRational" in out["flint"] or "RationalField" in out["flint"]
     assert out["flint"] == out["sympy"]
+
+
+# -- matrix-level code generation: the minimal product plan ------------------------------
+
+MATRIX_MODELS = [
+    ("linear-transformer", {"reduction": "null-zero", "tasks": "aligned"}),
+    ("linear-transformer", {"tasks": "aligned"}),
+    ("linear-transformer", {"tasks": "isotropic"}),
+    ("deep-linear", {}),
+]
+
+
+def _arrays(forms, symmetric, rng):
+    import numpy as np
+
+    sizes = {"n_in": 5, "n_hidden": 3, "n_out": 4}
+    out = {}
+    for form in forms:
+        for s in form.symbols():
+            if s.name in out:
+                continue
+            shape = tuple(int(sp.sympify(k).subs({x: sizes.get(x.name, 4)
+                                                  for x in sp.sympify(k).free_symbols}))
+                          for k in s.shape)
+            a = rng.standard_normal(shape)
+            out[s.name] = (a + a.T) / 2 if s.name in symmetric else a
+        for c in form.coefficient_symbols():
+            out[c.name] = 7.0
+    return out
+
+
+@pytest.mark.parametrize("name, options", MATRIX_MODELS)
+def test_minimal_plan_equals_the_chain(name, options):
+    import numpy as np
+
+    from symicl.matrix_level import build as build_matrix
+
+    mm = build_matrix(name, **options)
+    rng = np.random.default_rng(7)
+    forms = [mm.expected_loss()] + list(mm.flow().values())
+    values = _arrays(forms, mm.symmetric, rng)
+    for form in forms:
+        fast, ref = form.to_numpy(), form.to_numpy(plan="chain")
+        assert fast.arguments == ref.arguments
+        args = {k: values[k] for k in fast.arguments}
+        want = np.asarray(ref(**args))
+        assert np.max(np.abs(want)) > 0
+        np.testing.assert_allclose(fast(**args), want, rtol=1e-11,
+                                   atol=1e-11 * np.max(np.abs(want)))
+        assert fast.source.count("@") <= ref.source.count("@")
+    together = mm.flow_numpy()
+    assert together.outputs == tuple(mm.flow())
+    got = together(**{k: values[k] for k in together.arguments})
+    for block, g in zip(together.outputs, got):
+        f = mm.flow()[block].to_numpy(plan="chain")
+        want = f(**{k: values[k] for k in f.arguments})
+        np.testing.assert_allclose(g, want, rtol=1e-11, atol=1e-11 * np.max(np.abs(want)))
+
+
+def test_transformer_flow_needs_five_products():
+    """The null-zero transformer flow: 18 d x d products in the chain, 5 in the plan."""
+    from symicl.matrix_level import build as build_matrix
+
+    mm = build_matrix("linear-transformer", reduction="null-zero", tasks="aligned")
+    chain = sum(f.to_numpy(plan="chain").source.count(" @ ") for f in mm.flow().values())
+    assert chain == 18
+    assert mm.flow_numpy().source.count(" @ ") == 5
