@@ -254,3 +254,6 @@ def test_transformer_flow_needs_five_products():
     chain = sum(f.to_numpy(plan="chain").source.count(" @ ") for f in mm.flow().values())
     assert chain == 18
     assert mm.flow_numpy().source.count(" @ ") == 5
+    deep = build_matrix("deep-linear")
+    # the residual T - W2 W1 is factored out and shared: 3 products, as written by hand
+    assert deep.flow_numpy().source.count(" @ ") == 3

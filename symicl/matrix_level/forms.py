@@ -568,6 +568,64 @@ class _Emitter:
         kind, v = self.value(word)
         return v if kind == "mat" else f"np.diag({v})"
 
+    # -- sums of matrix terms, with common first or last factors taken out -------------
+    @staticmethod
+    def _factor(terms, side: str):
+        """(atom, inner terms) when every word has length >= 2 and the same first
+        (side "prefix") or last ("suffix") atom; else None."""
+        if len(terms) < 2 or any(len(w) < 2 for _, w in terms):
+            return None
+        pick = 0 if side == "prefix" else -1
+        atom = terms[0][1][pick]
+        if any(w[pick] != atom for _, w in terms):
+            return None
+        inner = tuple((c, w[1:] if side == "prefix" else w[:-1]) for c, w in terms)
+        return atom, inner
+
+    def _sum_cost(self, terms, cache) -> int:
+        if ("sum", terms) in self.memo:
+            return 0
+        best = sum(self._cost(w, cache) for _, w in terms)
+        for side in ("prefix", "suffix"):
+            f = self._factor(terms, side)
+            if f is not None:
+                c = self._sum_cost(f[1], cache) + (1 if _kind((f[0],)) == "mat" else 0)
+                best = min(best, c)
+        return best
+
+    def matrix_sum(self, terms) -> str:
+        """Source of sum_r coeff_r * word_r (terms: (coefficient source, word) pairs).
+
+        A factor common to every word (first or last) is taken out when that
+        needs fewer d x d products, so T W1' - W2 W1 W1' becomes (T - W2 W1) W1'
+        and the residual is shared with the other block's W2' (T - W2 W1).
+        """
+        terms = tuple(terms)
+        key = ("sum", terms)
+        if key in self.memo:
+            return self.memo[key][1]
+        cache: dict = {}
+        plain = sum(self._cost(w, cache) for _, w in terms)
+        best, choice = plain, None
+        for side in ("prefix", "suffix"):
+            f = self._factor(terms, side)
+            if f is not None:
+                c = self._sum_cost(f[1], cache) + (1 if _kind((f[0],)) == "mat" else 0)
+                if c < best:
+                    best, choice = c, (side, f)
+        if choice is None:
+            return " + ".join(f"{c} * {self.mat(w)}" for c, w in terms)
+        side, (atom, inner) = choice
+        inner_src = self.matrix_sum(inner)
+        if ("sum", inner) not in self.memo:
+            self.memo[("sum", inner)] = self.emit(inner_src, "mat")
+        inner_val = self.memo[("sum", inner)]
+        atom_val = self.value((atom,))
+        out = (self.product(atom_val, inner_val) if side == "prefix"
+               else self.product(inner_val, atom_val))
+        self.memo[key] = out
+        return out[1]
+
     def trace(self, word) -> str:
         if len(word) == 1:
             kind, v = self.value(word)
@@ -628,13 +686,18 @@ def numpy_source(forms: Mapping, func_name: str) -> tuple[str, list[str]]:
 
     values = []
     for _, form in forms:
-        terms = []
+        terms, matrix_terms = [], []
         for t in form.terms:
             factors = [f"({sp.pycode(t.coeff)})"] + [s.name for s in t.scalars]
             factors += [em.trace(w) for w in t.traces]
+            if t.word:
+                matrix_terms.append((" * ".join(factors), t.word))
+                continue
             if t.word is not None:
-                factors.append(em.mat(t.word) if t.word else f"np.eye({dim(form.shape[0])})")
+                factors.append(f"np.eye({dim(form.shape[0])})")
             terms.append(" * ".join(factors))
+        if matrix_terms:
+            terms.insert(0, em.matrix_sum(matrix_terms))
         if form.shape is None:
             value = " + ".join(terms) if terms else "0.0"
         else:
