@@ -10,6 +10,11 @@ the expectation is  E[p] = sum_r c_r(theta) E[m_r],  and E[m_r] factorises
 over the groups: a Gaussian moment (Wick) for each vector, and a sum over
 sample coincidences for each context (see :mod:`symicl.context`).  The
 result is a polynomial in the parameters, the covariance entries and 1/N.
+
+Polynomials live in python-flint's fmpq_mpoly (the default when installed)
+or in SymPy's sparse rings (``SYMICL_POLY_BACKEND=sympy`` or
+``Expectation(..., backend="sympy")``, the reference path); results come
+back as SymPy ring elements and expressions either way, identical.
 """
 
 from __future__ import annotations
@@ -172,8 +177,14 @@ class Expectation:
         return self.coefficients.ring(self._inverse_of[c.N])
 
     # -- conversion ------------------------------------------------------------
-    def polynomial(self, expr, what: str = "expression") -> PolyElement:
-        """``expr`` as an element of the full ring (randoms and coefficients)."""
+    def polynomial(self, expr, what: str = "expression"):
+        """``expr`` checked and made ready for :meth:`expect_polynomial`.
+
+        On the SymPy backend an element of the full ring ``self.full``
+        (randoms and coefficients); on the flint backend a
+        :class:`SumOfPieces`, expanded lazily a group of terms at a time
+        (``.expand()`` gives the whole flint polynomial).
+        """
         expr = exact(expr)
         leaked = expr.free_symbols & self.distribution.sample_symbols()
         if leaked:
