@@ -10,6 +10,11 @@ the expectation is  E[p] = sum_r c_r(theta) E[m_r],  and E[m_r] factorises
 over the groups: a Gaussian moment (Wick) for each vector, and a sum over
 sample coincidences for each context (see :mod:`symicl.context`).  The
 result is a polynomial in the parameters, the covariance entries and 1/N.
+
+Polynomials live in python-flint's fmpq_mpoly (the default when installed)
+or in SymPy's sparse rings (``SYMICL_POLY_BACKEND=sympy`` or
+``Expectation(..., backend="sympy")``, the reference path); results come
+back as SymPy ring elements and expressions either way, identical.
 """
 
 from __future__ import annotations
@@ -20,12 +25,12 @@ from typing import Sequence
 import sympy as sp
 from sympy.polys.rings import PolyElement
 
-from .algebra import Ring, exact
+from .algebra import FlintRing, Ring, _Unsupported, default_backend, exact, expr_from_terms
 from .context import Context, coincidence_weight, set_partitions
 from .errors import DistributionError
 from .gaussian import Gaussian, MomentTable
 
-__all__ = ["Distribution", "Expectation", "expectation"]
+__all__ = ["Distribution", "Expectation", "SumOfPieces", "expectation"]
 
 
 class Distribution:
@@ -82,8 +87,11 @@ class Expectation:
     """
 
     def __init__(self, distribution: Distribution, coefficient_symbols: Sequence[sp.Symbol] = (),
-                 inverted: Sequence[sp.Symbol] = ()):
+                 inverted: Sequence[sp.Symbol] = (), backend: str | None = None):
         self.distribution = distribution
+        self.backend = default_backend() if backend is None else backend
+        if self.backend not in ("flint", "sympy"):
+            raise ValueError(f"unknown polynomial backend {self.backend!r} (flint or sympy)")
         self._placeholders: dict[sp.Symbol, sp.Expr] = {}
         self._inverse: dict[Context, object] = {}
         randoms = distribution.random_symbols()
@@ -118,18 +126,35 @@ class Expectation:
         self._n_random = len(randoms)
         self.full = Ring(randoms + self.coefficients.gens)
         self._group_slices = self._slices()
+        if self.backend == "flint":
+            self._flint = FlintRing(self.full.gens)
+            self._one, self._zero = self._flint.one, self._flint.zero
+        else:
+            self._flint = None
+            self._one, self._zero = self.coefficients.one, self.coefficients.zero
         self._tables = {id(g): self._moment_table(g) for g in self._all_gaussians()}
-        self._memo: dict[tuple, PolyElement] = {}
+        self._memo: dict[tuple, object] = {}
+        self._expr_plan = self._fast_expr_plan()
 
     # -- set-up --------------------------------------------------------------
     def _all_gaussians(self) -> list[Gaussian]:
         return self.distribution.gaussians + [c.sample for c in self.distribution.contexts]
 
     def _moment_table(self, g: Gaussian) -> MomentTable:
-        ring = self.coefficients
-        return MomentTable(g, lambda i, j: ring(self._entry_symbol.get(g.covariance[i, j],
-                                                                      g.covariance[i, j])),
-                           ring.one, ring.zero)
+        return MomentTable(g, lambda i, j: self._coefficient(g.covariance[i, j]),
+                           self._one, self._zero)
+
+    def _coefficient(self, entry):
+        """A covariance entry in the engine's coefficient algebra."""
+        poly = self.coefficients(self._entry_symbol.get(entry, entry))
+        if self._flint is None:
+            return poly
+        if not self.coefficients.gens:
+            return self._flint.number(sp.Rational(self.coefficients.to_expr(poly)))
+        n = self._n_random
+        return self._flint.ctx.from_dict(
+            {(0,) * n + tuple(m): self._flint._q(c) for m, c in poly.items()}) \
+            if poly else self._flint.zero
 
     def _slices(self):
         out, start = [], 0
@@ -143,13 +168,23 @@ class Expectation:
         return out
 
     def _inv_n(self, c: Context):
+        if self._flint is not None:
+            if c.N.is_number:
+                return self._flint.flint.fmpq(1, int(c.N))
+            return self._flint.vars[self.full.index[self._inverse_of[c.N]]]
         if c.N.is_number:
             return sp.QQ(1, int(c.N))
         return self.coefficients.ring(self._inverse_of[c.N])
 
     # -- conversion ------------------------------------------------------------
-    def polynomial(self, expr, what: str = "expression") -> PolyElement:
-        """``expr`` as an element of the full ring (randoms and coefficients)."""
+    def polynomial(self, expr, what: str = "expression"):
+        """``expr`` checked and made ready for :meth:`expect_polynomial`.
+
+        On the SymPy backend an element of the full ring ``self.full``
+        (randoms and coefficients); on the flint backend a
+        :class:`SumOfPieces`, expanded lazily a group of terms at a time
+        (``.expand()`` gives the whole flint polynomial).
+        """
         expr = exact(expr)
         leaked = expr.free_symbols & self.distribution.sample_symbols()
         if leaked:
@@ -161,20 +196,54 @@ class Expectation:
             expr = expr.xreplace({n: 1 / inv for n, inv in self._inverse_of.items()})
             if needs_expand:
                 expr = sp.expand(expr)
-        return self.full(expr, what)
+        if self._flint is None:
+            return self.full(expr, what)
+        self.full.check(expr, what)
+        return SumOfPieces(self, expr, what)
+
+    def _flint_poly(self, expr, what: str):
+        try:
+            return self._flint.from_expr(expr)
+        except _Unsupported:
+            return self._flint.from_sympy_poly(self.full(expr, what))
 
     def to_expr(self, poly: PolyElement) -> sp.Expr:
         """A coefficient-ring polynomial back as a SymPy expression."""
+        if self._expr_plan is not None and self.coefficients.gens:
+            symbols, negative = self._expr_plan
+            return expr_from_terms(dict(poly.items()), symbols, negative)
         expr = self.coefficients.to_expr(poly)
         return expr.xreplace(self._placeholders) if self._placeholders else expr
 
+    def _fast_expr_plan(self):
+        """Symbols for :func:`expr_from_terms`, or None where only SymPy's path is safe.
+
+        The fast path covers placeholders that stand for 1/N with N a symbol
+        outside the ring (their powers become N**-k, which no other factor
+        can absorb); other placeholders (non-polynomial covariance entries)
+        go through ``as_expr`` and ``xreplace`` as before.
+        """
+        if self.backend == "sympy":
+            return None
+        gens = self.coefficients.gens
+        negative = {}
+        for i, g in enumerate(gens):
+            value = self._placeholders.get(g)
+            if value is None:
+                continue
+            n = 1 / value
+            if not (isinstance(n, sp.Symbol) and n not in self.coefficients.index):
+                return None
+            negative[i] = n
+        return gens, negative
+
     # -- expectation -------------------------------------------------------------
-    def moment(self, random_exps: tuple[int, ...]) -> PolyElement:
-        """E[prod xi^random_exps] as a coefficient-ring polynomial (memoised)."""
+    def moment(self, random_exps: tuple[int, ...]):
+        """E[prod xi^random_exps] in the engine's coefficient algebra (memoised)."""
         hit = self._memo.get(random_exps)
         if hit is not None:
             return hit
-        out = self.coefficients.one
+        out = self._one
         for entry in self._group_slices:
             group, lo, hi = entry[0], entry[1], entry[2]
             sub = random_exps[lo:hi]
@@ -185,7 +254,7 @@ class Expectation:
             else:
                 value = self._context_moment(group, sub, entry[3])
             if not value:
-                out = self.coefficients.zero
+                out = self._zero
                 break
             out = out * value
         self._memo[random_exps] = out
@@ -196,7 +265,7 @@ class Expectation:
         k = len(factors)
         table = self._tables[id(c.sample)]
         inv = self._inv_n(c)
-        total = self.coefficients.zero
+        total = self._zero
         for partition in set_partitions(k):
             value = coincidence_weight(len(partition), k, inv)
             for block in partition:
@@ -210,8 +279,23 @@ class Expectation:
                 total = total + value
         return total
 
-    def expect_polynomial(self, poly: PolyElement) -> PolyElement:
-        """E[poly] for a full-ring polynomial, as a coefficient-ring polynomial."""
+    def expect_polynomial(self, poly) -> PolyElement:
+        """E[poly] for a full-ring polynomial, as a coefficient-ring polynomial.
+
+        ``poly`` is what :meth:`polynomial` returns (a flint polynomial on the
+        flint backend) or an element of the SymPy ring ``self.full``.
+        """
+        if self._flint is not None:
+            if isinstance(poly, PolyElement):
+                pieces = [self._flint.from_sympy_poly(poly)]
+            elif isinstance(poly, SumOfPieces):
+                pieces = poly.pieces()
+            else:
+                pieces = [poly]
+            total = self._flint.zero
+            for piece in pieces:
+                total = total + self._expect_flint(piece)
+            return self._flint.to_sympy_poly(total, self.coefficients, self._n_random)
         r = self._n_random
         groups: dict[tuple, dict] = defaultdict(dict)
         for monom, coeff in poly.terms():
@@ -225,9 +309,121 @@ class Expectation:
                 total = total + m * self.coefficients.from_dict(bucket)
         return total
 
+    # -- the flint path ------------------------------------------------------------
+    def _expect_flint(self, poly):
+        """E[poly] with poly and the result flint polynomials over the full generators.
+
+        A Gaussian variable independent of all others (a one-variable block)
+        is integrated out of the whole polynomial at once:
+        E_x[sum_k a_k x^k] = sum_k a_{2k} (2k-1)!! c^k, with a_k read off as
+        (d/dx)^k poly / k! at x = 0.  The remaining random variables (coupled
+        Gaussian blocks, context means) split the polynomial by their
+        exponents, variable by variable, and each part is paired with its
+        memoised moment as on the SymPy path.
+        """
+        fl = self._flint
+        rest = []
+        for entry in self._group_slices:
+            group, lo, hi = entry[0], entry[1], entry[2]
+            if isinstance(group, Gaussian):
+                singles = {b[0] for b in group.blocks() if len(b) == 1}
+                for k in range(hi - lo):
+                    if k in singles:
+                        variance = group.covariance[k, k]
+                        c = None if variance == 0 else self._coefficient(variance)
+                        poly = self._integrate_single(poly, lo + k, c)
+                    else:
+                        rest.append(lo + k)
+            else:
+                rest.extend(range(lo, hi))
+        parts: dict[tuple, object] = {}
+        self._split(poly, rest, 0, [0] * self._n_random, parts)
+        total = fl.zero
+        for random_exps, coeff in parts.items():
+            m = self.moment(random_exps)
+            if m:
+                total = total + coeff * m
+        return total
+
+    @staticmethod
+    def _integrate_single(poly, i: int, c):
+        """E over x_i ~ N(0, c) (c None: x_i = 0) of a flint polynomial."""
+        deg = poly.degrees()[i]
+        if deg == 0:
+            return poly
+        total = poly.subs({i: 0})
+        if c is None:
+            return total
+        q, cpow, dfact = poly, None, 1
+        for k in range(1, deg + 1):
+            q = q.derivative(i) / k
+            if k % 2 == 0:
+                cpow = c if cpow is None else cpow * c
+                dfact *= k - 1
+                coeff = q.subs({i: 0})
+                if not coeff.is_zero():
+                    total = total + coeff * cpow * dfact
+        return total
+
+    def _split(self, poly, variables, depth: int, exps: list, out: dict) -> None:
+        """out[random exponents] = coefficient, splitting on ``variables`` in turn."""
+        if poly.is_zero():
+            return
+        if depth == len(variables):
+            key = tuple(exps)
+            out[key] = out[key] + poly if key in out else poly
+            return
+        i = variables[depth]
+        deg = poly.degrees()[i]
+        if deg == 0:
+            self._split(poly, variables, depth + 1, exps, out)
+            return
+        q = poly
+        for k in range(deg + 1):
+            if k:
+                q = q.derivative(i) / k
+            exps[i] = k
+            self._split(q.subs({i: 0}), variables, depth + 1, exps, out)
+        exps[i] = 0
+
     def __call__(self, expr) -> sp.Expr:
         """E[expr] as a SymPy expression."""
         return self.to_expr(self.expect_polynomial(self.polynomial(expr)))
+
+
+class SumOfPieces:
+    """A checked polynomial expression on the flint backend, converted piece by piece.
+
+    E is linear, so the terms of a sum are expanded and integrated a group at
+    a time (groups of about ``PIECE_TERMS`` expanded terms): the whole
+    expanded integrand (876,880 terms in 236 variables for the full
+    transformer at d = 5) never sits in memory at once.  :meth:`expand` gives
+    the whole polynomial.
+    """
+
+    PIECE_TERMS = 60_000
+
+    def __init__(self, engine: "Expectation", expr: sp.Expr, what: str):
+        self.engine, self.expr, self.what = engine, expr, what
+
+    def pieces(self):
+        """Flint polynomials whose sum is the expression (generated lazily)."""
+        current = None
+        for term in sp.Add.make_args(self.expr):
+            poly = self.engine._flint_poly(term, self.what)
+            current = poly if current is None else current + poly
+            if len(current) >= self.PIECE_TERMS:
+                yield current
+                current = None
+        if current is not None:
+            yield current
+
+    def expand(self):
+        """The whole expanded polynomial (a flint fmpq_mpoly over the full generators)."""
+        total = self.engine._flint.zero
+        for piece in self.pieces():
+            total = total + piece
+        return total
 
 
 def expectation(expr, distribution: Distribution | Gaussian | Context) -> sp.Expr:

@@ -5,7 +5,8 @@ Run from the repository root:
     python -m numerics.benchmarks.bench_matrix_flow [--d 256] [--repeats 3]
 
 Two dimension-free flows from :mod:`symicl.matrix_level`, compiled with
-``MatrixForm.to_numpy()``:
+``MatrixModel.flow_numpy()`` (one function for all blocks, products shared;
+before the minimal product plan this benchmark used one ``to_numpy()`` per block):
 
 * the null-zero linear transformer with aligned tasks (parameters P22, Q11,
   d x d; S = diag(s), s evenly spaced in [0.5, 1], N = 32; P22, Q11 start at
@@ -180,8 +181,7 @@ def child(d: int, repeats: int) -> None:
 
     # the transformer ------------------------------------------------------------------
     mt = build("linear-transformer", reduction="null-zero", tasks="aligned")
-    Ft = mt.flow()
-    fP, fQ = Ft["P22"].to_numpy("flow_P22"), Ft["Q11"].to_numpy("flow_Q11")
+    ft = mt.flow_numpy("flow_t")          # both blocks, shared products (minimal plan)
     Lt = mt.expected_loss().to_numpy("loss")
     S = np.diag(np.linspace(1.0, 0.5, d))
     Nc = 32.0
@@ -191,8 +191,8 @@ def child(d: int, repeats: int) -> None:
 
     def rhs_t(t, y):
         P, Q = y[:dd].reshape(d, d), y[dd:].reshape(d, d)
-        return np.concatenate([fP(P22=P, Q11=Q, S=S, N=Nc).ravel(),
-                               fQ(P22=P, Q11=Q, S=S, N=Nc).ravel()])
+        a, b = ft(P22=P, Q11=Q, S=S, N=Nc)
+        return np.concatenate([a.ravel(), b.ravel()])
 
     def rhs_t_lean(t, y):
         a, b = lean_transformer(y[:dd].reshape(d, d), y[dd:].reshape(d, d), S, Nc)
@@ -203,8 +203,7 @@ def child(d: int, repeats: int) -> None:
 
     # deep-linear ---------------------------------------------------------------------
     md = build("deep-linear")
-    Fd = md.flow()
-    f1, f2 = Fd["W1"].to_numpy("flow_W1"), Fd["W2"].to_numpy("flow_W2")
+    fd = md.flow_numpy("flow_d")
     Ld = md.expected_loss().to_numpy("loss")
     U, _ = np.linalg.qr(rng.standard_normal((d, d)))
     V, _ = np.linalg.qr(rng.standard_normal((d, d)))
@@ -214,7 +213,8 @@ def child(d: int, repeats: int) -> None:
 
     def rhs_d(t, y):
         A, B = y[:dd].reshape(d, d), y[dd:].reshape(d, d)
-        return np.concatenate([f1(T=T, W1=A, W2=B).ravel(), f2(T=T, W1=A, W2=B).ravel()])
+        a, b = fd(T=T, W1=A, W2=B)
+        return np.concatenate([a.ravel(), b.ravel()])
 
     def rhs_d_lean(t, y):
         a, b = lean_deep_linear(T, y[:dd].reshape(d, d), y[dd:].reshape(d, d))
@@ -224,9 +224,9 @@ def child(d: int, repeats: int) -> None:
         return Ld(T=T, W1=y[:dd].reshape(d, d), W2=y[dd:].reshape(d, d))
 
     cases = [
-        ("transformer null-zero aligned (P22, Q11)", {"P22": fP.source, "Q11": fQ.source},
+        ("transformer null-zero aligned (P22, Q11)", {"P22, Q11": ft.source},
          rhs_t, rhs_t_lean, np.concatenate([P0.ravel(), Q0.ravel()]), 40.0, loss_t, 5),
-        ("deep-linear (W1, W2, T all d x d)", {"W1": f1.source, "W2": f2.source},
+        ("deep-linear (W1, W2, T all d x d)", {"W1, W2": fd.source},
          rhs_d, rhs_d_lean, np.concatenate([W10.ravel(), W20.ravel()]), 20.0, loss_d, 3),
     ]
     rows = []
@@ -298,14 +298,11 @@ def child(d: int, repeats: int) -> None:
                           ("repeated", "computed again in the other block's function")):
             for item in info[key]:
                 print(f"  - {item}: {what}")
-    print("The rest of the gap is products a better association avoids:\n"
-          " transformer: tr(Q11 S Q11^T S) is formed with two products (Q11 S, then Q11 S Q11^T) "
-          "where vdot(S Q11 S, Q11)\n needs none once S Q11 S is known; S Diag(c) S Q11 S is "
-          "multiplied left to right (3 products) where\n (S Diag(c)) @ (S Q11 S) needs 1.  With S "
-          "diagonal, as in symicl's eigenbasis convention, even the\n PROTOTYPE's products with S "
-          "are scalings and one product (S Q11 S Q11^T) is left: 2 d^3, 18x fewer than generated.\n"
-          " deep-linear: the expanded W2^T T - W2^T W2 W1 and T W1^T - W2 W1 W1^T take 6 products; "
-          "the residual\n E = T - W2 W1 then W2^T E and E W1^T take 3.")
+    print("The generated flows are MatrixModel.flow_numpy() (one function for all blocks, the minimal\n"
+          "product plan); the previous generator (plan='chain', one function per block) needed 18\n"
+          "(transformer) and 6 (deep-linear) products: bench_matrix_codegen times the plans side by side.\n"
+          "With S diagonal, as in symicl's eigenbasis convention, products with S are scalings that\n"
+          "the generator cannot know of (S is a general symmetric matrix to it).")
 
 
 def probe(threads: int) -> dict:

@@ -26,9 +26,9 @@ import sympy as sp
 from sympy.matrices.expressions import MatrixSymbol
 
 from ..errors import ModelError
-from .words import Sym, canon_trace, canon_word, render_word, transpose, word_key
+from .words import Diag, Sym, canon_trace, canon_word, render_word, transpose, word_key
 
-__all__ = ["Term", "ScalarForm", "MatrixForm"]
+__all__ = ["Term", "ScalarForm", "MatrixForm", "numpy_source", "to_numpy_many"]
 
 
 @dataclass(frozen=True)
@@ -251,6 +251,11 @@ class _Form:
 
     # -- NumPy ------------------------------------------------------------------------
     def _codegen(self, func_name: str) -> tuple[str, list[str]]:
+        return numpy_source({None: self}, func_name)
+
+    def _codegen_chain(self, func_name: str) -> tuple[str, list[str]]:
+        """The previous generator (kept for benchmarks): left-to-right products,
+        Diag factors as dense np.diag matrices, nothing shared between forms."""
         syms = self.symbols()
         coeff_syms = self.coefficient_symbols()
         names = [s.name for s in syms] + [s.name for s in coeff_syms]
@@ -319,13 +324,18 @@ class _Form:
                 head.append(f"    {s.name} = np.asarray({s.name}, dtype=float)")
         return "\n".join(head + lines + [f"    return {value}"]) + "\n", names
 
-    def to_numpy(self, func_name: str = "f") -> Callable:
+    def to_numpy(self, func_name: str = "f", plan: str = "minimal") -> Callable:
         """A NumPy function of the matrices (and coefficient symbols such as N), by name.
 
         The generated source is ``f.source``; arguments are the matrix names
         (sorted) then the coefficient symbols (sorted), e.g. ``f(P22=.., Q11=.., S=.., N=10)``.
+        ``plan="minimal"`` splits products to reuse what is computed and keeps
+        diagonal factors as vectors; ``plan="chain"`` is the previous
+        generator (left-to-right products, dense diagonals), for comparison.
         """
-        source, names = self._codegen(func_name)
+        if plan not in ("minimal", "chain"):
+            raise ModelError(f"unknown code plan {plan!r} (minimal or chain)")
+        source, names = (self._codegen if plan == "minimal" else self._codegen_chain)(func_name)
         namespace = {"np": np}
         exec(compile(source, f"<symicl matrix-level {func_name}>", "exec"), namespace)
         fn = namespace[func_name]
@@ -425,3 +435,299 @@ class MatrixForm(_Form):
                 v = v * self._eval_trace(w, mats, memo)
             total = total + v * self._eval_word(t.word, mats, memo, rows)
         return total
+
+
+# -- NumPy code generation ---------------------------------------------------------------
+
+def _kind(word) -> str:
+    """"vec" for a product of Diag factors (a diagonal matrix, held as its diagonal)."""
+    return "vec" if all(isinstance(a, Diag) for a in word) else "mat"
+
+
+class _Emitter:
+    """NumPy statements for words, traces and diagonals, with a shared memo.
+
+    Each word evaluates to ("mat", source) or ("vec", source): a vector
+    stands for the diagonal matrix diag(v) (a Diag factor), so products with
+    it are O(d^2) scalings and the diagonal of a product is one O(d^2)
+    contraction instead of a d x d product.  A product word is split where
+    the fewest new d x d products are needed given what is computed already
+    (ties: the left-to-right chain), and a trace may be read in any cyclic
+    rotation or transposed, to reuse products the other terms need.
+    """
+
+    def __init__(self):
+        self.lines: list[str] = []
+        self.memo: dict = {}
+        self.products = 0
+
+    def emit(self, expr, kind):
+        var = f"_m{len(self.lines)}"
+        self.lines.append(f"    {var} = {expr}")
+        return kind, var
+
+    # -- cost model: the number of new d x d products ------------------------------------
+    def _cost(self, word, cache) -> int:
+        if word in self.memo or (len(word) == 1 and isinstance(word[0], Sym)):
+            return 0
+        hit = cache.get(word)
+        if hit is not None:
+            return hit
+        if len(word) == 1:
+            out = self._cost_diag(word[0].word, cache)
+        else:
+            out = min(self._split_cost(word, k, cache) for k in range(1, len(word)))
+        cache[word] = out
+        return out
+
+    def _split_cost(self, word, k, cache) -> int:
+        left, right = word[:k], word[k:]
+        both = _kind(left) == "mat" and _kind(right) == "mat"
+        return self._cost(left, cache) + self._cost(right, cache) + (1 if both else 0)
+
+    def _cost_diag(self, word, cache) -> int:
+        key = ("diagonal", word)
+        if key in self.memo or word in self.memo:
+            return 0
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+        if len(word) == 1:
+            out = 0 if isinstance(word[0], Sym) else self._cost_diag(word[0].word, cache)
+        else:
+            out = min(self._cost(word[:k], cache) + self._cost(word[k:], cache)
+                      for k in range(1, len(word)))
+        cache[key] = out
+        return out
+
+    def _best_split(self, word, with_product: bool) -> int:
+        cache: dict = {}
+        best_k, best = len(word) - 1, None
+        for k in range(len(word) - 1, 0, -1):
+            c = (self._split_cost(word, k, cache) if with_product
+                 else self._cost(word[:k], cache) + self._cost(word[k:], cache))
+            if best is None or c < best:
+                best_k, best = k, c
+        return best_k
+
+    # -- statements ---------------------------------------------------------------------
+    def product(self, left, right):
+        (lk, lv), (rk, rv) = left, right
+        if lk == "mat" and rk == "mat":
+            self.products += 1
+            return self.emit(f"{lv} @ {rv}", "mat")
+        if lk == "vec" and rk == "mat":
+            return self.emit(f"{lv}[:, None] * {rv}", "mat")
+        if lk == "mat":
+            return self.emit(f"{lv} * {rv}[None, :]", "mat")
+        return self.emit(f"{lv} * {rv}", "vec")
+
+    def value(self, word):
+        if word in self.memo:
+            return self.memo[word]
+        if len(word) == 1:
+            a = word[0]
+            if isinstance(a, Sym):
+                out = ("mat", a.name + (".T" if a.transposed else ""))
+            else:
+                out = self.diagonal(a.word)
+        else:
+            k = self._best_split(word, True)
+            out = self.product(self.value(word[:k]), self.value(word[k:]))
+        self.memo[word] = out
+        return out
+
+    def diagonal(self, word):
+        key = ("diagonal", word)
+        if key in self.memo:
+            return self.memo[key]
+        if word in self.memo:
+            kind, v = self.memo[word]
+            out = (kind, v) if kind == "vec" else self.emit(f"np.diagonal({v})", "vec")
+        elif len(word) == 1:
+            a = word[0]
+            if isinstance(a, Sym):
+                out = self.emit(f"np.diagonal({a.name})", "vec")
+            else:
+                out = self.diagonal(a.word)
+        else:
+            k = self._best_split(word, False)
+            (lk, lv), (rk, rv) = self.value(word[:k]), self.value(word[k:])
+            if lk == "mat" and rk == "mat":
+                out = self.emit(f"np.einsum('ij,ji->i', {lv}, {rv})", "vec")
+            elif lk == "vec" and rk == "mat":
+                out = self.emit(f"{lv} * np.diagonal({rv})", "vec")
+            elif lk == "mat":
+                out = self.emit(f"np.diagonal({lv}) * {rv}", "vec")
+            else:
+                out = self.emit(f"{lv} * {rv}", "vec")
+        self.memo[key] = out
+        return out
+
+    def mat(self, word) -> str:
+        kind, v = self.value(word)
+        return v if kind == "mat" else f"np.diag({v})"
+
+    # -- sums of matrix terms, with common first or last factors taken out -------------
+    @staticmethod
+    def _factor(terms, side: str):
+        """(atom, inner terms) when every word has length >= 2 and the same first
+        (side "prefix") or last ("suffix") atom; else None."""
+        if len(terms) < 2 or any(len(w) < 2 for _, w in terms):
+            return None
+        pick = 0 if side == "prefix" else -1
+        atom = terms[0][1][pick]
+        if any(w[pick] != atom for _, w in terms):
+            return None
+        inner = tuple((c, w[1:] if side == "prefix" else w[:-1]) for c, w in terms)
+        return atom, inner
+
+    def _sum_cost(self, terms, cache) -> int:
+        if ("sum", terms) in self.memo:
+            return 0
+        best = sum(self._cost(w, cache) for _, w in terms)
+        for side in ("prefix", "suffix"):
+            f = self._factor(terms, side)
+            if f is not None:
+                c = self._sum_cost(f[1], cache) + (1 if _kind((f[0],)) == "mat" else 0)
+                best = min(best, c)
+        return best
+
+    def matrix_sum(self, terms) -> str:
+        """Source of sum_r coeff_r * word_r (terms: (coefficient source, word) pairs).
+
+        A factor common to every word (first or last) is taken out when that
+        needs fewer d x d products, so T W1' - W2 W1 W1' becomes (T - W2 W1) W1'
+        and the residual is shared with the other block's W2' (T - W2 W1).
+        """
+        terms = tuple(terms)
+        key = ("sum", terms)
+        if key in self.memo:
+            return self.memo[key][1]
+        cache: dict = {}
+        plain = sum(self._cost(w, cache) for _, w in terms)
+        best, choice = plain, None
+        for side in ("prefix", "suffix"):
+            f = self._factor(terms, side)
+            if f is not None:
+                c = self._sum_cost(f[1], cache) + (1 if _kind((f[0],)) == "mat" else 0)
+                if c < best:
+                    best, choice = c, (side, f)
+        if choice is None:
+            return " + ".join(f"{c} * {self.mat(w)}" for c, w in terms)
+        side, (atom, inner) = choice
+        inner_src = self.matrix_sum(inner)
+        if ("sum", inner) not in self.memo:
+            self.memo[("sum", inner)] = self.emit(inner_src, "mat")
+        inner_val = self.memo[("sum", inner)]
+        atom_val = self.value((atom,))
+        out = (self.product(atom_val, inner_val) if side == "prefix"
+               else self.product(inner_val, atom_val))
+        self.memo[key] = out
+        return out[1]
+
+    def trace(self, word) -> str:
+        if len(word) == 1:
+            kind, v = self.value(word)
+            return f"np.trace({v})" if kind == "mat" else f"np.sum({v})"
+        # any cyclic rotation of the word or of its transpose has the same trace
+        cache: dict = {}
+        best = None
+        for base in (tuple(word), transpose(word)):
+            for r in range(len(base)):
+                w = base[r:] + base[:r]
+                for k in range(len(w) - 1, 0, -1):
+                    c = self._cost(w[:k], cache) + self._cost(w[k:], cache)
+                    if best is None or c < best[0]:
+                        best = (c, w, k)
+        _, w, k = best
+        (lk, lv), (rk, rv) = self.value(w[:k]), self.value(w[k:])
+        if lk == "mat" and rk == "mat":
+            return f"np.vdot({lv}, {rv}.T)"
+        left = lv if lk == "vec" else f"np.diagonal({lv})"
+        right = rv if rk == "vec" else f"np.diagonal({rv})"
+        return f"np.dot({left}, {right})"
+
+
+def numpy_source(forms: Mapping, func_name: str) -> tuple[str, list[str]]:
+    """Source of one NumPy function evaluating ``forms`` (a mapping of forms).
+
+    With one form under the key None the function returns its value; else it
+    returns a tuple of the values in the mapping's order, and products shared
+    between the forms are computed once.  Arguments: the matrix symbols
+    (sorted by name), then the coefficient symbols (sorted).
+    """
+    forms = list(forms.items())
+    syms = sorted({s for _, f in forms for s in f.symbols()}, key=lambda s: s.name)
+    coeff_syms = sorted({s for _, f in forms for s in f.coefficient_symbols()},
+                        key=lambda s: s.name)
+    names = [s.name for s in syms] + [s.name for s in coeff_syms]
+    for n in names:
+        if not n.isidentifier():
+            raise ModelError(f"symbol name {n!r} is not a Python identifier")
+    scalar_names = {s.name for s in syms if s.shape == (1, 1)}
+    em = _Emitter()
+
+    dim_source = {}
+    for s in syms:
+        for k, d in enumerate(s.shape):
+            d = sp.sympify(d)
+            if not d.is_number:
+                dim_source.setdefault(d, f"{s.name}.shape[{k}]")
+
+    def dim(d) -> str:
+        d = sp.sympify(d)
+        if d.is_number:
+            return str(int(d))
+        if d not in dim_source:  # a size no argument carries: ask for it
+            names.append(str(d))
+            dim_source[d] = str(d)
+        return dim_source[d]
+
+    values = []
+    for _, form in forms:
+        terms, matrix_terms = [], []
+        for t in form.terms:
+            factors = [f"({sp.pycode(t.coeff)})"] + [s.name for s in t.scalars]
+            factors += [em.trace(w) for w in t.traces]
+            if t.word:
+                matrix_terms.append((" * ".join(factors), t.word))
+                continue
+            if t.word is not None:
+                factors.append(f"np.eye({dim(form.shape[0])})")
+            terms.append(" * ".join(factors))
+        if matrix_terms:
+            terms.insert(0, em.matrix_sum(matrix_terms))
+        if form.shape is None:
+            value = " + ".join(terms) if terms else "0.0"
+        else:
+            value = " + ".join(terms) if terms else \
+                f"np.zeros(({dim(form.shape[0])}, {dim(form.shape[1])}))"
+        values.append(value)
+    head = [f"def {func_name}({', '.join(names)}):"]
+    for n in sorted(scalar_names):
+        head.append(f"    {n} = float(np.asarray({n}).reshape(()))")
+    for s in syms:
+        if s.name not in scalar_names:
+            head.append(f"    {s.name} = np.asarray({s.name}, dtype=float)")
+    if len(forms) == 1 and forms[0][0] is None:
+        ret = [f"    return {values[0]}"]
+    else:
+        ret = [f"    _v{i} = {v}" for i, v in enumerate(values)]
+        ret.append(f"    return ({', '.join(f'_v{i}' for i in range(len(values)))},)")
+    return "\n".join(head + em.lines + ret) + "\n", names
+
+
+def to_numpy_many(forms: Mapping, func_name: str = "f") -> Callable:
+    """One NumPy function returning the tuple of ``forms``' values (shared products once)."""
+    forms = dict(forms)
+    if None in forms:
+        raise ModelError("to_numpy_many: name each form")
+    source, names = numpy_source(forms, func_name)
+    namespace = {"np": np}
+    exec(compile(source, f"<symicl matrix-level {func_name}>", "exec"), namespace)
+    fn = namespace[func_name]
+    fn.source = source
+    fn.arguments = tuple(names)
+    fn.outputs = tuple(forms)
+    return fn

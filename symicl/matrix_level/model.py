@@ -26,7 +26,7 @@ from sympy.matrices.expressions import MatrixExpr, MatrixSymbol
 from ..errors import ModelError
 from .calculus import gradient
 from .expect import expectation, registry, symmetric_names
-from .forms import MatrixForm, ScalarForm
+from .forms import MatrixForm, ScalarForm, to_numpy_many
 from .randoms import Random
 
 __all__ = ["MatrixModel"]
@@ -94,6 +94,14 @@ class MatrixModel:
     def flow(self) -> dict[str, MatrixForm]:
         """Block name -> dP/dt = -dL/dP (unit learning rate)."""
         return {b: -g for b, g in self._gradients.items()}
+
+    def flow_numpy(self, func_name: str = "flow"):
+        """One NumPy function returning the tuple of every block's dP/dt (block order).
+
+        Products the blocks share are computed once (``to_numpy_many``);
+        arguments as in ``MatrixForm.to_numpy``, ``fn.outputs`` the block names.
+        """
+        return to_numpy_many(self.flow(), func_name)
 
     def bind(self, **sizes) -> dict[MatrixSymbol, sp.Matrix]:
         """Explicit SymPy matrices (canonical entry symbols) for the given sizes."""

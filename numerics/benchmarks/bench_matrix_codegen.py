@@ -1,0 +1,116 @@
+"""Matrix-level flow evaluation: the minimal product plan vs the previous chain, at d = 256, 1024.
+
+Run from the repository root:
+
+    python -m numerics.benchmarks.bench_matrix_codegen [--dims 256 1024] [--repeats 7] [--threads 1]
+
+One evaluation of each flow (all blocks), in the same run:
+
+* chain: ``MatrixForm.to_numpy(plan="chain")`` per block (the generator
+  before this change: left-to-right products, Diag factors as dense
+  matrices, nothing shared between blocks);
+* minimal: ``to_numpy()`` per block (products split to reuse, diagonals as
+  vectors);
+* together: ``MatrixModel.flow_numpy()`` (one function, products shared
+  between blocks);
+* lean: the hand-written PROTOTYPE from bench_matrix_flow.
+
+"floor" is the minimal-FLOP time: the number of d x d products in the
+``together`` source times 2 d^3 FLOPs at the matmul rate measured in the
+same process (median of repeats).  The goal is together <= 1.5 x floor.
+BLAS threads are set before NumPy loads (--threads, default 1: on a shared
+2-core machine one thread is the stable choice; see bench_matrix_flow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return statistics.median(out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dims", type=int, nargs="+", default=[256, 1024])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    if "numpy" in sys.modules:
+        print("warning: NumPy was loaded before the thread setting", file=sys.stderr)
+    import numpy as np
+
+    from symicl.matrix_level import build
+
+    from .bench_matrix_flow import lean_deep_linear, lean_transformer
+    from .machine import machine
+
+    print(machine("numpy"))
+    print(f"BLAS threads {args.threads}; median of {args.repeats}; ms per flow evaluation\n")
+    mt = build("linear-transformer", reduction="null-zero", tasks="aligned")
+    md = build("deep-linear")
+    models = [("transformer null-zero", mt, lean_transformer), ("deep-linear", md, lean_deep_linear)]
+    head = (f"{'flow':<22} {'d':>5} {'products chain/min/tog':>22} {'chain':>9} {'minimal':>9} "
+            f"{'together':>9} {'lean':>9} {'floor':>9} {'chain/tog':>9} {'tog/floor':>9}")
+    print(head)
+    print("-" * len(head))
+    for d in args.dims:
+        rng = np.random.default_rng(0)
+        A, B = rng.standard_normal((d, d)), rng.standard_normal((d, d))
+        rate = 2.0 * d ** 3 / median_time(lambda: A @ B, args.repeats)
+        for label, mm, lean in models:
+            flow = mm.flow()
+            chain = {b: f.to_numpy(plan="chain") for b, f in flow.items()}
+            minimal = {b: f.to_numpy() for b, f in flow.items()}
+            together = mm.flow_numpy()
+            if label.startswith("transformer"):
+                values = {"P22": 0.1 * rng.standard_normal((d, d)),
+                          "Q11": 0.1 * rng.standard_normal((d, d)),
+                          "S": np.diag(np.linspace(1.0, 0.5, d)), "N": 32.0}
+                lean_args = (values["P22"], values["Q11"], values["S"], 32.0)
+            else:
+                values = {"T": rng.standard_normal((d, d)), "W1": 0.1 * rng.standard_normal((d, d)),
+                          "W2": 0.1 * rng.standard_normal((d, d))}
+                lean_args = (values["T"], values["W1"], values["W2"])
+
+            def call(fns):
+                return [f(**{k: values[k] for k in f.arguments}) for f in fns.values()]
+
+            def call_together():
+                return together(**{k: values[k] for k in together.arguments})
+
+            ref = call(chain)
+            got = call_together()
+            err = max(np.max(np.abs(r - g)) / np.max(np.abs(r)) for r, g in zip(ref, got))
+            assert err < 1e-10, (label, d, err)
+            counts = [sum(f.source.count(" @ ") for f in chain.values()),
+                      sum(f.source.count(" @ ") for f in minimal.values()),
+                      together.source.count(" @ ")]
+            t_chain = median_time(lambda: call(chain), args.repeats)
+            t_min = median_time(lambda: call(minimal), args.repeats)
+            t_tog = median_time(call_together, args.repeats)
+            t_lean = median_time(lambda: lean(*lean_args), args.repeats)
+            floor = counts[2] * 2.0 * d ** 3 / rate
+            print(f"{label:<22} {d:>5} {'/'.join(map(str, counts)):>22} {t_chain * 1e3:>9.2f} "
+                  f"{t_min * 1e3:>9.2f} {t_tog * 1e3:>9.2f} {t_lean * 1e3:>9.2f} "
+                  f"{floor * 1e3:>9.2f} {t_chain / t_tog:>9.2f} {t_tog / floor:>9.2f}")
+        print(f"{'':<22} {d:>5} matmul rate {rate / 1e9:.1f} GFLOP/s")
+    print("\ngoal: together within 1.5x of floor (tog/floor <= 1.5)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
