@@ -191,9 +191,9 @@ def _cell_colour(image, x: float, y: float):
 def check_labels(fig) -> list[str]:
     """What ``fig`` is missing, one sentence per problem; empty when it is complete.
 
-    Checked for every visible axes that shows data: a title (the axes' own, or
-    the figure's suptitle when the figure has one axes), an x- and a y-axis
-    label (``fig.supxlabel`` / ``supylabel`` count); for every colour bar, a
+    Checked for every visible axes that shows data: a title (the axes' own, a
+    twin's at the same place, or the figure's suptitle when the figure has one
+    axes), an x- and a y-axis label (a twin's x label counts) (``fig.supxlabel`` / ``supylabel`` count); for every colour bar, a
     label; for every axes showing an image (a matrix plot), tick labels on both
     axes; for every text drawn on an image, a contrast ratio of at least
     :data:`MIN_CONTRAST` with the cell behind it.
@@ -215,10 +215,14 @@ def check_labels(fig) -> list[str]:
             continue
         if not _has_data(ax):
             continue
-        has_title = any(ax.get_title(loc) for loc in ("center", "left", "right"))
+        # a twin (twinx: same place, shared x axis) shows its partner's title and x label
+        twins = [o for o in ax.get_shared_x_axes().get_siblings(ax)
+                 if o is not ax and o.get_position().bounds == ax.get_position().bounds]
+        has_title = any(a.get_title(loc) for a in [ax, *twins]
+                        for loc in ("center", "left", "right"))
         if not has_title and not (suptitle and len(plots) == 1):
             problems.append(f"{name}: no title")
-        if not ax.get_xlabel() and not supx:
+        if not any(a.get_xlabel() for a in [ax, *twins]) and not supx:
             problems.append(f"{name}: no x-axis label")
         if not ax.get_ylabel() and not supy:
             problems.append(f"{name}: no y-axis label")

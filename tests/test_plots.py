@@ -125,7 +125,7 @@ def test_sweep_heatmap_is_labelled_and_legible(tmp_path, monkeypatch):
     assert check_labels(fig) == []
     panels = [ax for ax in fig.axes if getattr(ax, "_colorbar", None) is None]
     assert len(panels) == 2 and all(len(ax.texts) == 9 for ax in panels)
-    assert "|mean a_SGD - a_exact flow| / SE" in panels[0].get_title().replace("\n", " ")
+    assert "|mean gain (SGD) - flow| / SE" in panels[0].get_title().replace("\n", " ")
     assert "mean over seed" in fig._suptitle.get_text()
     (cbar_ax,) = [ax for ax in fig.axes if getattr(ax, "_colorbar", None) is not None]
     assert "gain_z_per_mode" in cbar_ax.get_ylabel()
@@ -204,3 +204,42 @@ def test_deep_linear_prior_plots_are_labelled(tmp_path, study_figures):
     assert [p.rsplit("/", 1)[-1] for p in files] == ["loss_and_singular_values.png",
                                                       "final_rsms.png"]
     assert study_figures == {f: [] for f in files}
+
+
+# -- the verification plots -------------------------------------------------------
+
+def test_verify_plots_are_labelled(tmp_path, monkeypatch):
+    """readout, loss and drift plots and deep-linear's rich/lazy figures, on synthetic series."""
+    from symicl.verify.plots import plot, rich_vs_lazy
+
+    kept = []
+    real_savefig = matplotlib.figure.Figure.savefig
+
+    def keep(fig, *args, **kwargs):
+        kept.append(fig)
+        return real_savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep)
+    t = np.linspace(0, 1, 6)
+    r = np.stack([t, t ** 2], axis=1)
+    series = {"t": t.tolist(), "readout_flow": r.tolist(), "readout_gd": r.tolist(),
+              "readout_sgd_mean": r.tolist(), "readout_sgd_se": (0.01 + 0 * r).tolist(),
+              "loss_flow": (1 - t).tolist(), "loss_gd_window": (1 - t).tolist(),
+              "loss_sgd_window_mean": (1 - t).tolist(), "loss_sgd_window_se": (0 * t + .01).tolist(),
+              "drift": {"eta": [0.01, 0.04], "mean": [0.01, 0.04], "se": [0.001, 0.002],
+                        "slope": 1.0}, "conserved": ["p**2 - q**2"],
+              "readout_per_mode_flow": r.tolist()}
+    extra = {"series": series, "plan": {"eta": 0.01},
+             "readout": {"name": "gain", "labels": ["a_1", "a_2"], "description": "gain"}}
+    files = plot(extra, str(tmp_path))
+    T, n, o = len(t), 2, 2
+    start = {"lambda": 0.0, "t": t.tolist(), "loss": (1 - t).tolist(),
+             "sv": r.tolist(), "sv_sgd_mean": r.tolist(), "sv_sgd_se": (0.01 + 0 * r).tolist(),
+             "rsm_in": np.tile(np.eye(2), (T, 1, 1)).tolist(),
+             "rsm_out": np.tile(np.eye(2), (T, 1, 1)).tolist(),
+             "ntk": np.tile(np.eye(n * o).reshape(n, o, n, o).transpose(0, 2, 1, 3),
+                            (T, 1, 1, 1, 1)).tolist()}
+    files += rich_vs_lazy({"rich": start, "lazy": {**start, "lambda": 4.0}}, str(tmp_path))
+    assert len(files) == len(kept) == 5
+    for fig, name in zip(kept, files):
+        assert check_labels(fig) == [], name

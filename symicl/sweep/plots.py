@@ -14,16 +14,18 @@ __all__ = ["heatmap"]
 
 
 def _descriptions(table) -> Mapping[str, str]:
-    """What each measure compares, from the sweep schema (empty if unknown)."""
-    try:
-        from .schema import MEASURES
-    except ImportError:                      # pragma: no cover - schema being reorganised
-        return {}
+    """What each measure compares, from the models' sweep schema (empty if unknown)."""
+    from ..errors import SymiclError
+    from ..models import spec
+    from .schema import measures_of
+
     models = table["model"].dropna().unique() if "model" in table else []
     out: dict[str, str] = {}
     for model in models:
-        entry = MEASURES.get(model, {}) if isinstance(MEASURES, Mapping) else {}
-        out.update({k: v for k, v in entry.items() if isinstance(v, str)})
+        try:
+            out.update(measures_of(spec(str(model))))
+        except SymiclError:
+            continue
     return out
 
 

@@ -18,9 +18,7 @@ import numpy as np
 
 __all__ = ["plot", "rich_vs_lazy"]
 
-# Okabe-Ito: distinguishable with every common colour-vision deficiency
-PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442",
-           "#000000")
+from ..plotting import PALETTE, label_colorbar, matrix_plot
 
 
 def _path(out: str, name: str) -> str:
@@ -72,7 +70,7 @@ def plot(extra: dict, out: str, spec=None) -> list[str]:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    ax.plot(t, s["loss_flow"], "-", color=PALETTE[7], lw=1, label="flow: L(theta(t))")
+    ax.plot(t, s["loss_flow"], "-", color="k", lw=1, label="flow: L(theta(t))")
     ax.plot(t[1:], s["loss_gd_window"][1:], "o", color=PALETTE[1], ms=3,
             label="GD: L averaged over each window")
     m, e = np.array(s["loss_sgd_window_mean"]), np.array(s["loss_sgd_window_se"])
@@ -109,18 +107,6 @@ def plot(extra: dict, out: str, spec=None) -> list[str]:
     if spec is not None and spec.extra_plots is not None:
         files += spec.extra_plots(extra, out)
     return files
-
-
-def _matrix(ax, fig, M, title, labels):
-    plt = _pyplot()
-    v = float(np.abs(M).max()) or 1.0
-    im = ax.imshow(M, cmap="RdBu_r", vmin=-v, vmax=v)
-    ax.set_title(title, fontsize=8)
-    ax.set_xticks(range(M.shape[1]), labels[:M.shape[1]], fontsize=6)
-    ax.set_yticks(range(M.shape[0]), labels[:M.shape[0]], fontsize=6)
-    bar = fig.colorbar(im, ax=ax, fraction=0.046)
-    bar.set_label("similarity", fontsize=7)
-    del plt
 
 
 def rich_vs_lazy(starts: dict, out: str) -> list[str]:
@@ -179,12 +165,18 @@ def rich_vs_lazy(starts: dict, out: str) -> list[str]:
         rows = (("input RSM W1^T W1", np.array(d["rsm_in"]), "in"),
                 ("output RSM W2 W2^T", np.array(d["rsm_out"]), "out"),
                 ("NTK (input, output)", G, "k"))
+        tag_name = {"in": "input unit", "out": "output unit", "k": "(input, output)"}
         for row, (label, M, tag) in enumerate(rows):
             size = M.shape[-1]
             ticks = [f"{tag}{j + 1}" for j in range(size)] if tag != "k" else \
                 [f"x{j // o + 1},y{j % o + 1}" for j in range(size)]
             for c, k in enumerate(idx):
-                _matrix(axes[3 * r + row, c], fig, M[k], f"{name}: {label}, t = {t[k]:.2g}", ticks)
+                ax = axes[3 * r + row, c]
+                image = matrix_plot(ax, M[k], title=f"{name}: {label}, t = {t[k]:.2g}",
+                                    row_labels=ticks, col_labels=ticks, xlabel=tag_name[tag],
+                                    ylabel=tag_name[tag], symmetric=True, annotate=False)
+                label_colorbar(image, "similarity" if tag != "k" else "kernel", ax=ax,
+                               fraction=0.046)
     fig.tight_layout()
     files.append(_path(out, "representations.png"))
     fig.savefig(files[-1], dpi=100)
