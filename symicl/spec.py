@@ -39,7 +39,7 @@ import sympy as sp
 from .errors import ModelError, SymiclError
 from .model import Model
 
-__all__ = ["Option", "Readout", "ModelSpec", "MatrixPacking", "spec_for_model",
+__all__ = ["Option", "Readout", "ModelSpec", "MatrixPacking", "MatrixSimulator", "spec_for_model",
            "load_user_spec", "parse_assignments", "COMMANDS"]
 
 COMMANDS = ("derive", "verify", "sweep")
@@ -466,3 +466,27 @@ class MatrixPacking:
         for prefix, (k, r, c) in self.index.items():
             theta[..., k] = mats[prefix][..., r, c]
         return theta
+
+
+class MatrixSimulator:
+    """A hand-written simulator over weight matrices, behind the Simulator interface.
+
+    ``minibatch(W, rng) -> (loss (S,), gradients)`` and ``examples(W, n, rng)
+    -> (loss (n,), gradients)`` work on {prefix: matrices}; theta vectors are
+    unpacked and the gradients packed by :class:`MatrixPacking`.
+    """
+
+    def __init__(self, model: Model, shapes: Mapping[str, tuple[int, int]], batch: int,
+                 minibatch: Callable, examples: Callable):
+        self.pack = MatrixPacking(model, shapes)
+        self.parameters = tuple(p.name for p in model.parameters)
+        self.batch = batch
+        self._minibatch, self._examples = minibatch, examples
+
+    def minibatch(self, theta: np.ndarray, rng: np.random.Generator):
+        loss, grads = self._minibatch(self.pack.unpack(theta), rng)
+        return loss, self.pack.pack(grads)
+
+    def examples(self, theta: np.ndarray, n: int, rng: np.random.Generator):
+        loss, grads = self._examples(self.pack.unpack(theta), n, rng)
+        return loss, self.pack.pack(grads)

@@ -21,7 +21,7 @@ from symicl.codegen import kernels
 from symicl.context import Context
 from symicl.errors import ModelError
 from symicl.models import build
-from symicl.models.linear_transformer import _HandWritten
+from symicl.models.linear_transformer import hand_written
 from symicl.expectation import Distribution
 from symicl.gaussian import Gaussian
 from symicl.simulate import DataSampler, GeneratedSGD
@@ -85,7 +85,7 @@ def test_generated_and_hand_written_transformer_agree_in_distribution(transforme
     sqrt((m4 - var^2) / S)."""
     B, S = 8, 40_000
     gen = GeneratedSGD(transformer, TRANSFORMER_CONSTANTS, batch=B)
-    hand = _HandWritten(transformer, {"dim": 2, "tasks": "aligned"}, TRANSFORMER_CONSTANTS, B)
+    hand = hand_written(transformer, {"dim": 2, "tasks": "aligned"}, TRANSFORMER_CONSTANTS, B)
     assert hand.parameters == gen.parameters
     theta = np.random.default_rng(4).normal(0.0, 0.5, len(gen.parameters))
     pick = [gen.parameters.index(p) for p in ("WP_3_1", "WP_4_4", "WQ_1_1", "WQ_2_1")]

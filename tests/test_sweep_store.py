@@ -20,8 +20,8 @@ from symicl.sweep import store
 from symicl.sweep.store import (BadRecord, StoreWarning, SweepStoreError, read_manifest,
                                 read_record, record_path)
 
-TINY = {"runs": 4, "batch": 16, "t_end": 1.0, "eta": 0.02, "N": 4, "records": 10}
-MEASURES = ["gain_err_exact", "gain_z_exact", "loss_z_exact", "loss_end"]
+TINY = {"runs": 8, "batch": 16, "t_end": 1.0, "eta": 0.02, "N": 4, "records": 10}
+MEASURES = ["gain_err_exact", "gain_z_exact", "loss_z_gd", "loss_end"]
 TOML = ('model = "linear-transformer"\n[fixed]\n'
         + "".join(f"{k} = {v}\n" for k, v in TINY.items()) + "[grid]\nseed = {seeds}\n")
 

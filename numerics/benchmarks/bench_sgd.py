@@ -45,7 +45,7 @@ per-example loss and gradient from generated code) for the full built-in
 transformer ``build("linear-transformer", dim=2)`` at N = 8, s = (2, 0.5),
 B = 256, with its "numba" and "numpy" back ends, beside the hand-written
 ``TransformerSGD`` (``minibatch_gradient`` + update on matrices, Wishart and
-token samplers; and the theta-vector wrapper ``_HandWritten`` that verify
+token samplers; and the theta-vector wrapper ``hand_written`` that verify
 runs) and the PyTorch loop above at d = 2, N = 8 (float64, 1 thread and
 torch's default).  Then one user model, a three-layer linear network
 2-2-2-2 written with ``symicl.model.Model`` (f(x) = C B A x, x ~ N(0, I),
@@ -547,7 +547,7 @@ def profile_generated(sim, theta0, seeds: int, min_time: float, repeats: int) ->
 def generated_section(torch, args, t_default: int) -> None:
     """Generated simulator vs hand-written vs PyTorch at d = 2, N = 8, and a user model."""
     from symicl.models import build
-    from symicl.models.linear_transformer import _HandWritten
+    from symicl.models.linear_transformer import hand_written
     from symicl.simulate import GeneratedSGD, TransformerSGD
     from symicl.spec import MatrixPacking
 
@@ -567,7 +567,7 @@ def generated_section(torch, args, t_default: int) -> None:
     upack = MatrixPacking(user, {"A": (2, 2), "B": (2, 2), "C": (2, 2)})
     hands = {smp: TransformerSGD(G_DIM, G_N, G_SPECTRUM, "aligned", None, BATCH, ETA,
                                  context_sampler=smp) for smp in ("wishart", "tokens")}
-    wrapped = _HandWritten(model, {"dim": G_DIM, "tasks": "aligned"}, G_CONSTANTS, BATCH)
+    wrapped = hand_written(model, {"dim": G_DIM, "tasks": "aligned"}, G_CONSTANTS, BATCH)
     print(f"set-up (derive, generate or load the kernels, build the simulators): "
           f"{time.perf_counter() - t0:.1f} s")
     rng = np.random.default_rng(0)

@@ -96,31 +96,24 @@ def _readout(model: Model, options: dict, constants: dict):
                    "u_a^T W2 W1 v_a, the network function along the teacher's modes")
 
 
-class _HandWritten:
-    """:class:`~symicl.simulate.DeepLinearSGD` behind the Simulator interface (theta vectors)."""
+def hand_written(model, options, constants, batch):
+    """:class:`~symicl.simulate.DeepLinearSGD` behind the Simulator interface."""
+    from ..simulate import DeepLinearSGD
+    from ..spec import MatrixSimulator
 
-    def __init__(self, model, options, constants, batch):
-        from ..simulate import DeepLinearSGD
-        from ..spec import MatrixPacking
+    o, i, h = options["n_out"], options["n_in"], options["n_hidden"]
+    T = np.array([[constants[f"T_{a + 1}_{b + 1}"] for b in range(i)] for a in range(o)])
+    sim = DeepLinearSGD(T, batch=batch)
 
-        o, i, h = options["n_out"], options["n_in"], options["n_hidden"]
-        T = np.array([[constants[f"T_{a + 1}_{b + 1}"] for b in range(i)] for a in range(o)])
-        self.sim = DeepLinearSGD(T, batch=batch)
-        self.pack = MatrixPacking(model, {"W1": (h, i), "W2": (o, h)})
-        self.parameters = tuple(p.name for p in model.parameters)
-        self.batch = batch
-        self.n_in = i
+    def minibatch(W, rng):
+        loss, g1, g2 = sim.minibatch_gradient(W["W1"], W["W2"], rng)
+        return loss, {"W1": g1, "W2": g2}
 
-    def minibatch(self, theta, rng):
-        W = self.pack.unpack(theta)
-        loss, g1, g2 = self.sim.minibatch_gradient(W["W1"], W["W2"], rng)
-        return loss, self.pack.pack({"W1": g1, "W2": g2})
+    def examples(W, n, rng):
+        loss, g1, g2 = sim.prompt_gradients(W["W1"], W["W2"], rng.standard_normal((n, i)))
+        return loss, {"W1": g1, "W2": g2}
 
-    def examples(self, theta, n, rng):
-        W = self.pack.unpack(theta)
-        x = rng.standard_normal((n, self.n_in))
-        loss, g1, g2 = self.sim.prompt_gradients(W["W1"], W["W2"], x)
-        return loss, self.pack.pack({"W1": g1, "W2": g2})
+    return MatrixSimulator(model, {"W1": (h, i), "W2": (o, h)}, batch, minibatch, examples)
 
 
 RICH_SCALE, LAZY_LAMBDA, LAZY_SCALE, NTK_INPUTS = 0.05, 4.0, 0.05, 3
@@ -225,7 +218,7 @@ def _spec():
         init=_start,
         readout=_readout,
         readout_name="mode",
-        simulator=_HandWritten,
+        simulator=hand_written,
         extra_checks=_extra_checks,
         extra_plots=_extra_plots,
         matrix_level=matrix_twins.deep_linear,

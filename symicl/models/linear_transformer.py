@@ -224,36 +224,28 @@ def _readout(model: Model, options: dict, constants: dict):
                    lambda th: th[..., i] * th[..., j], "a_a = p_a q_a, the learned per-mode gain")
 
 
-class _HandWritten:
-    """:class:`~symicl.simulate.TransformerSGD` behind the Simulator interface (theta vectors)."""
+def hand_written(model, options, constants, batch):
+    """:class:`~symicl.simulate.TransformerSGD` (Wishart contexts, fused Numba gradients)
+    behind the Simulator interface."""
+    from ..simulate import TransformerSGD
+    from ..spec import MatrixSimulator
 
-    def __init__(self, model, options, constants, batch):
-        import numpy as np
+    d, N = options["dim"], constants["N"]
+    if N != int(N):
+        raise ModelError(f"context length N must be an integer, got {N}")
+    sim = TransformerSGD(d, int(N), [constants[f"s_{a + 1}"] for a in range(d)],
+                         tasks=options["tasks"], batch=batch)
 
-        from ..simulate import TransformerSGD
-        from ..spec import MatrixPacking
+    def minibatch(W, rng):
+        loss, gP, gQ = sim.minibatch_gradient(W["WP"], W["WQ"], rng)
+        return loss, {"WP": gP, "WQ": gQ}
 
-        d = options["dim"]
-        s = [constants[f"s_{a + 1}"] for a in range(d)]
-        N = constants["N"]
-        if N != int(N):
-            raise ModelError(f"context length N must be an integer, got {N}")
-        self.sim = TransformerSGD(d, int(N), s, tasks=options["tasks"], batch=batch)
-        self.pack = MatrixPacking(model, {"WP": (self.sim.D,) * 2, "WQ": (self.sim.D,) * 2})
-        self.parameters = tuple(p.name for p in model.parameters)
-        self.batch = batch
-        self._np = np
+    def examples(W, n, rng):
+        loss, gP, gQ = sim.prompt_gradients(W["WP"], W["WQ"], *sim.sample(rng, (n,)))
+        return loss, {"WP": gP, "WQ": gQ}
 
-    def minibatch(self, theta, rng):
-        W = self.pack.unpack(theta)
-        loss, gP, gQ = self.sim.minibatch_gradient(W["WP"], W["WQ"], rng)
-        return loss, self.pack.pack({"WP": gP, "WQ": gQ})
-
-    def examples(self, theta, n, rng):
-        W = self.pack.unpack(theta)
-        M, zq, yq = self.sim.sample(rng, (n,))
-        loss, gP, gQ = self.sim.prompt_gradients(W["WP"], W["WQ"], M, zq, yq)
-        return loss, self.pack.pack({"WP": gP, "WQ": gQ})
+    return MatrixSimulator(model, {"WP": (sim.D, sim.D), "WQ": (sim.D, sim.D)}, batch,
+                           minibatch, examples)
 
 
 def _extra_checks(ex):
@@ -366,7 +358,7 @@ def _spec():
         init=_start,
         readout=_readout,
         readout_name="gain",
-        simulator=_HandWritten,
+        simulator=hand_written,
         extra_checks=_extra_checks,
         measures={"gain_err_per_mode": "max over t and modes of |mean a_SGD - a_per-mode flow|",
                   "gain_z_per_mode": "max over t and modes of |mean a_SGD - a_per-mode flow| / SE"},

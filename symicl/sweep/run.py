@@ -228,7 +228,7 @@ def _client(workers: int | None, scheduler: str | None, processes: bool):
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
-        if not re.match(r"^(tcp|tls|inproc|ucx|ws|wss)://[^/\s]+$", scheduler):
+        if not re.match(r"^(tcp|tls|inproc|ucx|ws|wss)://\S+$", scheduler):
             raise SymiclError(f"--scheduler {scheduler!r} is not a scheduler address such as "
                               "tcp://host:8786")
         try:
