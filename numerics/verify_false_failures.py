@@ -4,9 +4,10 @@ Run from the repository root (on demand; not a test):
 
     python -m numerics.verify_false_failures [--seeds 20] [--models a,b] [--out FILE]
 
-For every built-in verifiable model and three user-defined models
+For every built-in verifiable model, three user-defined models
 (tests/user_models/models.py: diagonal_network, three_layer, separate_kqv at
-N = 8) it runs the quick verification at seeds 0 .. seeds-1 in this process,
+N = 8) and the valid transformer runs that used to fail (isotropic tasks,
+equal spectrum, N = 100000) it runs the quick verification at seeds 0 .. seeds-1 in this process,
 ``symicl.verify.verify(spec, {}, Plan.make(spec, quick=True, seed=k),
 constants)``: the same code path as ``symicl verify MODEL --quick --seed K``,
 without the subprocess and the plots.  Each seed changes the start, the SGD
@@ -37,19 +38,26 @@ import traceback
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USER_FILE = os.path.join(ROOT, "tests", "user_models", "models.py")
 
-# name -> (model reference, constants)
+# name -> (model reference, constants[, options])
 USER_MODELS = {
     "diagonal_network": (f"{USER_FILE}:diagonal_network", {}),
     "three_layer": (f"{USER_FILE}:three_layer", {}),
     "separate_kqv": (f"{USER_FILE}:separate_kqv", {"N": 8}),
+}
+# the verification issue's reproductions of valid runs that used to fail
+REPRODUCTIONS = {
+    "transformer-isotropic": ("linear-transformer", {}, {"tasks": "isotropic"}),
+    "transformer-equal-spectrum": ("linear-transformer", {}, {"spectrum": (1.0, 1.0)}),
+    "transformer-N-100000": ("linear-transformer", {}, {"N": 100000}),
 }
 
 
 def models_available() -> dict[str, tuple[str, dict]]:
     from symicl.models import SPECS
 
-    out = {name: (name, {}) for name, s in SPECS.items() if s.verifiable}
+    out: dict = {name: (name, {}) for name, s in SPECS.items() if s.verifiable}
     out.update(USER_MODELS)
+    out.update(REPRODUCTIONS)
     return out
 
 
@@ -57,14 +65,14 @@ def _finite(x):
     return x if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
-def one_run(spec, constants: dict, seed: int) -> dict:
+def one_run(spec, constants: dict, seed: int, options: dict | None = None) -> dict:
     """One quick verification at ``seed``: failing rows, worst z-row and bound row."""
     from symicl.verify import Plan, verify
 
     start = time.perf_counter()
     try:
         plan = Plan.make(spec, quick=True, seed=seed)
-        checks, _ = verify(spec, {}, plan, dict(constants))
+        checks, _ = verify(spec, dict(options or {}), plan, dict(constants))
     except Exception as exc:  # noqa: BLE001 - an error is a failed run, reported
         return {"seed": seed, "passed": False, "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc(), "seconds": time.perf_counter() - start}
@@ -137,12 +145,13 @@ def main(argv=None) -> int:
     summary = {"seeds": list(range(args.seeds)), "design": DESIGN, "models": {}}
     rows = []
     for name in names:
-        ref, constants = available[name]
+        ref, constants, *rest = available[name]
+        options = rest[0] if rest else {}
         spec = spec_of(ref)
         t0 = time.perf_counter()
         runs = []
         for k in range(args.seeds):
-            r = one_run(spec, constants, k)
+            r = one_run(spec, constants, k, options)
             runs.append(r)
             worst = r.get("worst_z") or {}
             status = "ok" if r["passed"] else "FAIL"

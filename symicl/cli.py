@@ -28,7 +28,7 @@ from .files import write_atomic
 __all__ = ["main", "parser"]
 
 FORMATS = ("json", "latex", "md")
-MAX_PARAMETERS = 80          # derive refuses larger models unless --force
+MAX_PARAMETERS = 250         # derive refuses larger models unless --force
 
 
 class _ArgumentError(SymiclError):
@@ -203,7 +203,10 @@ def cmd_derive(args: argparse.Namespace) -> int:
         raise SymiclError("--standalone goes with --format latex")
     _check_output(args.output)
     spec = _spec(args.model)
-    model = spec.build_model(_options(spec, args, "derive"), "derive")
+    options = _options(spec, args, "derive")
+    if spec.size is not None and not args.force:
+        _refuse_large(spec.name, spec.size(options))
+    model = spec.build_model(options, "derive")
     from .derivations import config_for
 
     config = config_for(model) if not spec.free_options else None
@@ -215,11 +218,8 @@ def cmd_derive(args: argparse.Namespace) -> int:
                   "(--recompute derives it again)", file=sys.stderr)
             return _emit(text, args.output)
     P = len(model.parameters)
-    if P > MAX_PARAMETERS and not args.force:
-        raise SymiclError(f"{model.name} has {P} parameters; derivations grow quickly with "
-                          f"the size (the full transformer at d = 4, 40 parameters, takes "
-                          f"about 16 s) and this one may take very long or run out of memory; "
-                          f"give --force to run it anyway")
+    if not args.force:
+        _refuse_large(model.name, P)
     start = time.perf_counter()
     print(f"symicl: deriving {model.name} {model.options} ({P} parameters) ...",
           file=sys.stderr, flush=True)
@@ -241,6 +241,14 @@ def cmd_derive(args: argparse.Namespace) -> int:
             text = _render(model, args.format, args.standalone)
     print(f"symicl: derived in {time.perf_counter() - start:.2f} s", file=sys.stderr, flush=True)
     return _emit(text, args.output)
+
+
+def _refuse_large(name: str, P: int) -> None:
+    if P > MAX_PARAMETERS:
+        raise SymiclError(f"{name} has {P} parameters; derivations grow quickly with the size "
+                          f"(the full transformer at d = 5, 200 parameters, takes about 15 s) "
+                          f"and this one may take very long or run out of memory; give --force "
+                          f"to run it anyway")
 
 
 def _emit(text: str, output: str | None) -> int:

@@ -214,6 +214,8 @@ class ModelSpec:
       (e.g. ("P22", "Q11")), and ``gain_pairs(model)``: the parameter pairs
       whose products are the learned per-mode gains, for the analysis;
     * ``matrix_level(**options) -> MatrixModel``: the dimension-free twin;
+    * ``size(options) -> int``: the number of parameters a build would have,
+      so that the CLI can refuse a model too large before building it;
     * ``measures``: extra sweep measures (name -> description) computed by
       ``extra_measures(context) -> dict``.
 
@@ -239,6 +241,7 @@ class ModelSpec:
     defaults: dict = field(default_factory=dict)   # option defaults in verify and sweep
     learned_map: tuple = ()                # block products (left, right) the model implements
     matrix_level: Callable | None = None   # the dimension-free twin's builder (MatrixModel)
+    size: Callable | None = None           # options -> number of parameters, before building
     gain_pairs: Callable | None = None     # model -> [(p_a, q_a)]: gains a_a = p_a q_a
     readout_name: str = "theta"            # the readout's name (sweep measures are named by it)
     plot: tuple = ()                       # default sweep heat map: (x, y, measures)

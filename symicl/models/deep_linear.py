@@ -222,6 +222,7 @@ def _spec():
         extra_checks=_extra_checks,
         extra_plots=_extra_plots,
         matrix_level=matrix_twins.deep_linear,
+        size=lambda o: o["n_hidden"] * (o["n_in"] + o["n_out"]),
         latex_heads={"W1": "W^{(1)}", "W2": "W^{(2)}", "T": "T"},
         learned_map=(("W2", "W1"),),
         plan={"init": 0.05, "batch": 128, "t_end": 8.0},

@@ -305,6 +305,13 @@ def _aligned_gains(model: Model, d: int):
     return lambda theta: theta[..., i] * theta[..., j]
 
 
+def _size(options: dict) -> int:
+    """Parameters of a build: 2 (d + out)^2 in full, out^2 + d^2 null-zero, out + d aligned."""
+    d, out = options["dim"], _out(options)
+    return {"none": 2 * (d + out) ** 2, "null-zero": out * out + d * d,
+            "aligned": out + d}[options.get("reduction", "none")]
+
+
 def gain_pairs(model: Model) -> list | None:
     """(p_a, q_a) of the aligned and per-mode reductions (scalar tasks share p_1); else None."""
     if model.options.get("reduction") not in ("aligned", "per-mode"):
@@ -364,6 +371,7 @@ def _spec():
                   "gain_z_per_mode": "max over t and modes of |mean a_SGD - a_per-mode flow| / SE"},
         extra_measures=_measures,
         matrix_level=matrix_twins.linear_transformer,
+        size=_size,
         latex_heads={"WP": "W^{P}", "WQ": "W^{Q}"},
         learned_map=(("P22", "Q11"), ("P21", "Q21")),
         gain_pairs=gain_pairs,
