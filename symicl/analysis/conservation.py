@@ -23,11 +23,13 @@ eta^2 F^T A F = eta^2 grad L^T A grad L.
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass, field
 from itertools import combinations_with_replacement
 
 import sympy as sp
+from sympy.polys.fields import FracElement
 from sympy.polys.matrices import DomainMatrix
 
 from ..model import Model
@@ -75,6 +77,10 @@ class _FlowRing:
 
     def directional(self, combo) -> dict:
         """grad(theta^combo) . F as {theta-exponents: {constant-exponents: coeff}}."""
+        return self.split(self.directional_poly(combo))
+
+    def directional_poly(self, combo):
+        """grad(theta^combo) . F as a polynomial of the coefficient ring."""
         gens = self.ring.ring.gens
         total = self.ring.zero
         for k in sorted(set(combo)):
@@ -84,6 +90,10 @@ class _FlowRing:
             for r in rest:
                 term = term * gens[self.p_idx[r]]
             total = total + term * self.flow[self.params[k]]
+        return total
+
+    def split(self, total) -> dict:
+        """A ring polynomial as {theta-exponents: {constant-exponents: coeff}}."""
         out: dict = {}
         for monom, coeff in total.terms():
             key = tuple(monom[i] for i in self.p_idx)
@@ -104,9 +114,9 @@ class _FlowRing:
         return self.to_expr(self.ring.ring.from_dict(full))
 
 
-def _system(fr: _FlowRing, combos):
+def _system(fr: _FlowRing, combos, polys=None):
     """Rows: theta-monomials of grad h . F; columns: ansatz coefficients."""
-    columns = [fr.directional(c) for c in combos]
+    columns = [fr.directional(c) for c in combos] if polys is None else [fr.split(p) for p in polys]
     rows = sorted({m for col in columns for m in col})
     index = {m: i for i, m in enumerate(rows)}
     entries: list[dict[int, dict]] = [dict() for _ in rows]
@@ -147,16 +157,144 @@ def _numeric_support(entries, ncols: int, nconst: int, trials: int = 2) -> set[i
     return support
 
 
+def _old_path() -> bool:
+    """The expression-level path, kept only so the benchmark can compare against it."""
+    return os.environ.get("SYMICL_ANALYSIS_PATH", "") == "old"
+
+
 def conservation_laws(model: Model, degree: int = 2, with_step_change: bool = True) -> Conservation:
     """A basis of the homogeneous degree-``degree`` polynomials conserved by the flow.
 
     The basis is canonical (reduced row-echelon in the monomial order of the
     parameters), so derivations are reproducible.  Each law carries the
-    simplified identity grad h . F == 0 as certificate and, if asked, its
-    exact per-step change under gradient descent (:func:`discrete_step_change`).
+    identity grad h . F == 0, checked exactly, as certificate and, if asked,
+    its exact per-step change under gradient descent (:func:`discrete_step_change`).
+
+    The linear system, its null space and the certificates are computed in
+    the model's coefficient ring (sparse polynomials, DomainMatrix over the
+    field of rational functions of the ring's constants); only the final
+    coefficients become SymPy expressions.
     """
     if degree < 1:
         raise ValueError(f"ansatz degree must be at least 1, got {degree}")
+    if _old_path() or model._engine._expr_plan is None:
+        return _conservation_laws_expr(model, degree, with_step_change)
+    grads = model._gradient
+    inert = [p for p in model.parameters if not grads[p]]
+    active = [p for p in model.parameters if grads[p]]
+    if not active:
+        return Conservation([], inert, degree)
+    combos = list(combinations_with_replacement(range(len(active)), degree))
+    monomials = [sp.Mul(*[active[k] for k in c]) for c in combos]
+    fr = _FlowRing(model, active)
+    polys = [fr.directional_poly(c) for c in combos]
+    entries = _system(fr, combos, polys)
+    support = sorted(_numeric_support(entries, len(combos), len(fr.c_idx)))
+    laws: list[ConservationLaw] = []
+    if not support:
+        return Conservation(laws, inert, degree)
+    basis = _ring_basis(fr, entries, support)
+    for vec in basis:
+        if all(not v for v in vec):
+            continue
+        _certify(fr, [polys[j] for j in support], vec)
+        coeffs = [_coefficient_expr(fr, v) for v in vec]
+        h = sp.expand(sum(v * monomials[j] for v, j in zip(coeffs, support)))
+        cert = f"grad({h}) . F = 0"
+        step = discrete_step_change(model, h, _certified=True) if with_step_change else {}
+        laws.append(ConservationLaw(h, cert, step))
+    return Conservation(laws, inert, degree)
+
+
+def _ring_basis(fr: _FlowRing, entries, support):
+    """The reduced row-echelon null-space basis on the ``support`` columns, over the
+    field of rational functions of the ring's constant generators (or QQ)."""
+    cgens = [fr.ring.gens[i] for i in fr.c_idx]
+    where = {j: k for k, j in enumerate(support)}
+    rows = [row for row in entries if any(j in row for j in support)]
+    if cgens:
+        dom = sp.QQ[tuple(cgens)]
+        def conv(poly):
+            return dom.ring.from_dict(poly)
+        field = dom.get_field()
+    else:
+        dom = field = sp.QQ
+        def conv(poly):
+            return sum(poly.values(), sp.QQ(0))
+    if rows:
+        data = {}
+        for i, row in enumerate(rows):
+            r = {where[j]: conv(poly) for j, poly in row.items() if j in where}
+            r = {k: v for k, v in r.items() if v}
+            if r:
+                data[i] = r
+        dm = DomainMatrix(data, (len(rows), len(support)), dom)
+        # Fraction-free elimination in the polynomial ring (no gcds of
+        # rational functions on the way), then the small null basis in the field.
+        null = dm.nullspace(divide_last=False).convert_to(field)
+    else:
+        null = DomainMatrix.eye(len(support), field)
+    if null.shape[0] == 0:
+        return []
+    basis = null.rref()[0].to_list()
+    return basis
+
+
+def _coefficient_expr(fr: _FlowRing, v) -> sp.Expr:
+    """A null-space entry as the factored SymPy expression of the expression path."""
+    if not v:
+        return sp.Integer(0)
+    if not isinstance(v, FracElement):
+        return sp.Rational(int(v.numerator), int(v.denominator))
+    num, den = v.numer, v.denom
+    if num.is_ground and den.is_ground:
+        q = sp.QQ(num.LC) / sp.QQ(den.LC) if num else sp.QQ(0)
+        return sp.Rational(int(q.numerator), int(q.denominator))
+    return sp.factor(fr.constant_expr(dict(num.items())) / fr.constant_expr(dict(den.items())))
+
+
+def _certify(fr: _FlowRing, polys, vec) -> None:
+    """Check sum_j vec_j grad(m_j) . F == 0 exactly in the coefficient ring."""
+    n = len(fr.ring.gens)
+
+    def lift(poly):
+        full = {}
+        for const, coeff in poly.items():
+            monom = [0] * n
+            for i, e in zip(fr.c_idx, const):
+                monom[i] = e
+            full[tuple(monom)] = coeff
+        return fr.ring.ring.from_dict(full)
+
+    if any(isinstance(v, FracElement) for v in vec):
+        den = None
+        for v in vec:
+            if v:
+                den = v.denom if den is None else den.lcm(v.denom)
+        coeffs = []
+        for v in vec:
+            if not v:
+                coeffs.append(None)
+                continue
+            q, r = divmod(den, v.denom)
+            if r:
+                raise ArithmeticError("denominator does not divide the common denominator")
+            coeffs.append(lift(dict((v.numer * q).items())))
+    else:
+        coeffs = [fr.ring.ring(v) if v else None for v in vec]
+    total = fr.ring.zero
+    for c, poly in zip(coeffs, polys):
+        if c is not None:
+            total = total + c * poly
+    if total:
+        raise ArithmeticError(f"candidate law fails its certificate: residual {fr.to_expr(total)}")
+
+
+def _conservation_laws_expr(model: Model, degree: int = 2,
+                            with_step_change: bool = True) -> Conservation:
+    """:func:`conservation_laws` with expression-level row reduction, ``factor`` and
+    ``simplify`` (the reference path; also used where the coefficient ring has
+    placeholders other than 1/N)."""
     flow = model.flow()
     inert = [p for p in model.parameters if flow[p] == 0]
     active = [p for p in model.parameters if flow[p] != 0]
@@ -199,7 +337,7 @@ def gradient_symbol(p: sp.Symbol) -> sp.Symbol:
     return sp.Symbol(f"g_{p.name}", real=True)
 
 
-def discrete_step_change(model: Model, h: sp.Expr) -> dict[int, sp.Expr]:
+def discrete_step_change(model: Model, h: sp.Expr, _certified: bool = False) -> dict[int, sp.Expr]:
     """h(theta - eta grad L) - h(theta) as {k: coefficient of eta^k}, exactly.
 
     Written with gradient symbols g_theta = dL/dtheta so that it stays short:
@@ -210,6 +348,8 @@ def discrete_step_change(model: Model, h: sp.Expr) -> dict[int, sp.Expr]:
     shifted = h.xreplace({p: p - eta * gradient_symbol(p) for p in params})
     poly = sp.Poly(sp.expand(shifted - h), eta)
     out = {k: sp.factor_terms(c) for (k,), c in poly.terms() if c != 0}
+    if 1 in out and _certified:
+        del out[1]      # grad h . grad L == 0 was checked exactly in the ring
     if 1 in out:
         g = model.gradient()
         check = sp.expand(out[1].xreplace({gradient_symbol(p): g[p] for p in params}))

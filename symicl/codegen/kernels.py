@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import ModuleType
 from typing import Mapping
@@ -9,9 +10,12 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import SymiclError
+import sympy as sp
+
+from ..algebra import expr_from_terms
 from ..model import Model
 from .cache import kernel_key, load_or_write
-from .source import GENERATOR_VERSION, module_source
+from .source import GENERATOR_VERSION, module_source, renamed_symbols
 
 __all__ = ["Kernels", "kernels"]
 
@@ -79,13 +83,73 @@ def kernels(model: Model, backend: str = "numba") -> Kernels:
     return k
 
 
+def _old_path() -> bool:
+    """The expression-level path (generator 1), kept only for the benchmark."""
+    return os.environ.get("SYMICL_ANALYSIS_PATH", "") == "old"
+
+
 def _kernels(model: Model, backend: str) -> Kernels:
+    plan = None if _old_path() else _ring_plan(model)
+    if plan is None:
+        return _kernels_expr(model, backend)
+    params, consts = model.parameters, model.constants
+    engine = model._engine
+    gens, negative, symbols, neg = plan
+    expected = model._expected
+    # The key hashes the expected loss's terms in the coefficient ring (loss,
+    # flow and Jacobian all follow from them), not the printed expressions.
+    terms = sorted(expected.items())
+    key = kernel_key(GENERATOR_VERSION, backend, model.name, repr(sorted(model.options.items())),
+                     ",".join(p.name for p in params), ",".join(c.name for c in consts),
+                     "ring:" + ",".join(str(g) for g in gens),
+                     repr(sorted((i, n.name) for i, n in negative.items())),
+                     ";".join(f"{m}:{c}" for m, c in terms))
+
+    def make():
+        ring = engine.coefficients
+
+        def expr(poly):
+            return expr_from_terms(dict(poly.items()), symbols, neg)
+
+        grads = [model._gradient[p] for p in params]
+        pgens = [ring.ring.gens[ring.index[p]] for p in params]
+        loss = expr(expected)
+        flow = [expr(-g) for g in grads]
+        jac = sp.Matrix(len(params), len(params),
+                        lambda i, j: expr(-grads[i].diff(pgens[j])))
+        return module_source(model.name, model.options, params, consts, loss, flow, jac, backend,
+                             renamed=True)
+
+    module, path, generated = load_or_write(key, make)
+    return Kernels(module, path, backend, generated)
+
+
+def _ring_plan(model: Model):
+    """The ring generators written as th_i / c_i, or None where only the expression
+    path applies (placeholders other than 1/N, generators that are neither)."""
+    engine = model._engine
+    plan = engine._expr_plan
+    if plan is None or not engine.coefficients.gens:
+        return None
+    gens, negative = plan
+    names = renamed_symbols(model.parameters, model.constants)
+    if any(g not in names for i, g in enumerate(gens) if i not in negative) \
+            or any(n not in names for n in negative.values()):
+        return None
+    symbols = [names.get(g, g) for g in gens]
+    return gens, negative, symbols, {i: names[n] for i, n in negative.items()}
+
+
+def _kernels_expr(model: Model, backend: str) -> Kernels:
+    """Generator 1's path: key from the printed loss and flow, renaming by xreplace."""
     params, consts = model.parameters, model.constants
     loss, flow = model.expected_loss(), model.flow()
-    key = kernel_key(GENERATOR_VERSION, backend, model.name, repr(sorted(model.options.items())),
+    legacy = _old_path()
+    key = kernel_key(GENERATOR_VERSION + ("-legacy" if legacy else ""), backend, model.name,
+                     repr(sorted(model.options.items())),
                      ",".join(p.name for p in params), ",".join(c.name for c in consts),
                      str(loss), *(str(flow[p]) for p in params))
     module, path, generated = load_or_write(key, lambda: module_source(
         model.name, model.options, params, consts, loss, [flow[p] for p in params],
-        model.jacobian(), backend))
+        model.jacobian(), backend, legacy=legacy))
     return Kernels(module, path, backend, generated)

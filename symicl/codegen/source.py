@@ -13,9 +13,9 @@ from typing import Sequence
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
-__all__ = ["GENERATOR_VERSION", "module_source"]
+__all__ = ["GENERATOR_VERSION", "module_source", "renamed_symbols"]
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 
 class _Printer(PythonCodePrinter):
@@ -32,11 +32,20 @@ def _names(symbols: Sequence[sp.Symbol], prefix: str) -> dict[sp.Symbol, sp.Symb
     return {s: sp.Symbol(f"{prefix}{i}") for i, s in enumerate(symbols)}
 
 
+def renamed_symbols(params: Sequence[sp.Symbol], consts: Sequence[sp.Symbol]) -> dict:
+    """The names the generated code uses: th_i for parameter i, c_i for constant i."""
+    return {**_names(params, "th_"), **_names(consts, "c_")}
+
+
 def _body(exprs: list[sp.Expr], params, consts, targets: list[str], printer,
-          randoms=()) -> list[str]:
-    """Lines computing ``targets`` from theta[i], c[i] (and xi[k] for ``randoms``)."""
+          randoms=(), renamed: bool = False) -> list[str]:
+    """Lines computing ``targets`` from theta[i], c[i] (and xi[k] for ``randoms``).
+
+    With ``renamed`` the expressions are already written in th_i, c_i, xi_k."""
     pmap, cmap, rmap = _names(params, "th_"), _names(consts, "c_"), _names(randoms, "xi_")
-    renamed = [e.xreplace({**pmap, **cmap, **rmap}) for e in exprs]
+    if not renamed:
+        exprs = [e.xreplace({**pmap, **cmap, **rmap}) for e in exprs]
+    renamed = exprs
     temps, reduced = sp.cse(renamed, symbols=sp.numbered_symbols("t_"), order="canonical")
     used = set().union(*[e.free_symbols for e in reduced], *[v.free_symbols for _, v in temps]) \
         if (reduced or temps) else set()
@@ -58,9 +67,17 @@ def _body(exprs: list[sp.Expr], params, consts, targets: list[str], printer,
 
 
 def module_source(name: str, options: dict, params: Sequence[sp.Symbol], consts: Sequence[sp.Symbol],
-                  loss: sp.Expr, flow: Sequence[sp.Expr], jacobian: sp.Matrix, backend: str) -> str:
-    """The text of a kernel module for ``backend`` ('numpy' or 'numba')."""
-    printer = _Printer({"fully_qualified_modules": False})
+                  loss: sp.Expr, flow: Sequence[sp.Expr], jacobian: sp.Matrix, backend: str,
+                  renamed: bool = False, legacy: bool = False) -> str:
+    """The text of a kernel module for ``backend`` ('numpy' or 'numba').
+
+    ``renamed``: loss, flow and Jacobian are already written in the symbols
+    th_i (parameter i) and c_i (constant i), as :func:`renamed_symbols` gives.
+    Sums are printed in their arguments' (canonical) order, not re-sorted
+    (``legacy``: re-sorted, as generator 1 did; kept for the benchmark only).
+    """
+    printer = _Printer({"fully_qualified_modules": False} if legacy else
+                       {"fully_qualified_modules": False, "order": "none"})
     params, consts = list(params), list(consts)
     deco = "@numba.njit(cache=True)\n" if backend == "numba" else ""
     head = [
@@ -76,15 +93,15 @@ def module_source(name: str, options: dict, params: Sequence[sp.Symbol], consts:
              f"CONSTANTS = {tuple(c.name for c in consts)!r}", ""]
     out = head
     out += ["", deco + "def loss(theta, c):", '    """Expected loss L(theta)."""']
-    out += _body([loss], params, consts, ["return "], printer)
+    out += _body([loss], params, consts, ["return "], printer, renamed=renamed)
     out += ["", "", deco + "def flow(theta, c, out):", '    """out[i] = F_i = -dL/dtheta_i."""']
     flow_targets = [f"out[{i}] = " for i in range(len(flow))]
-    out += _body(list(flow), params, consts, flow_targets, printer)
+    out += _body(list(flow), params, consts, flow_targets, printer, renamed=renamed)
     out += ["    return out", ""]
     nz = [(i, j) for i in range(jacobian.rows) for j in range(jacobian.cols) if jacobian[i, j] != 0]
     out += ["", deco + "def jacobian(theta, c, out):", '    """out[i, j] = dF_i/dtheta_j."""',
             "    out.fill(0.0)"]
     out += _body([jacobian[i, j] for i, j in nz], params, consts,
-                 [f"out[{i}, {j}] = " for i, j in nz], printer)
+                 [f"out[{i}, {j}] = " for i, j in nz], printer, renamed=renamed)
     out += ["    return out", ""]
     return "\n".join(out)

@@ -1,0 +1,184 @@
+"""Conservation laws and kernel generation: ring path vs expression path.
+
+Run from the repository root:
+
+    python -m numerics.benchmarks.bench_analysis [--repeats 3] [--old-repeats 1]
+
+Two models (issue 17):
+
+* the separate key/query/value linear attention at d = 2 on in-context
+  regression (symbolic N, isotropic tasks y = w^T x): prediction
+  V mean(z z^T) K^T Q z_q with K, Q (d+1) x (d+1), V 1 x (d+1) and
+  z = (x, w^T x), z_q = (x_q, 0): 21 parameters, 18 of them active (Q's last
+  column meets the zero of z_q);
+* the full linear transformer at d = 2, ``symicl.models.build("linear-transformer",
+  dim=2)`` (32 parameters).
+
+For each it times, in one process, the derivation once (not part of either
+path) and then
+
+* ``conservation_laws(model)`` (degree 2, with the GD step changes), new
+  path (linear system, null space and certificates in the coefficient ring,
+  DomainMatrix fraction-free elimination) and old path
+  (``SYMICL_ANALYSIS_PATH=old``: expression-level rref, ``factor`` on every
+  entry, ``simplify`` on each certificate); the laws' JSON must be identical;
+* kernel generation (``kernels(model, "numpy")`` without the per-model
+  memo, each run into a new empty ``SYMICL_CACHE``: key, Jacobian, cse,
+  printing, writing, importing), new path (key hashed from the ring's terms,
+  expressions built directly in the generated names, sums printed in
+  argument order) and old path (generator 1: key from ``str()`` of loss and
+  flow, renaming by ``xreplace``, sorted printing); loss, flow and Jacobian
+  of both modules must agree at a random point to 1e-9 relative.
+
+New path: median of ``--repeats``; old path: median of ``--old-repeats``
+(the old conservation path takes about a minute on the attention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+import sympy as sp
+
+PATH_ENV = "SYMICL_ANALYSIS_PATH"
+
+
+def separate_kqv(d: int = 2):
+    """Linear attention with separate K, Q, V at dimension ``d`` (see the module doc)."""
+    from symicl.context import Context
+    from symicl.expectation import Distribution
+    from symicl.gaussian import Gaussian
+    from symicl.model import Model
+    from symicl.symbols import matrix, vector
+
+    u, xq, w = vector("u", d), vector("x", d), vector("w", d)
+    context = Context(Gaussian(list(u), name="u"))
+    z = sp.Matrix(list(u) + [sum(wi * ui for wi, ui in zip(w, u))])
+    zq = sp.Matrix(list(xq) + [0])
+    K, Q, V = matrix("K", d + 1, d + 1), matrix("Q", d + 1, d + 1), matrix("V", 1, d + 1)
+    prediction = V * context.mean(z * z.T) * K.T * Q * zq
+    data = Distribution(Gaussian(list(w), name="w"), Gaussian(list(xq), name="x"), context)
+    target = sp.Matrix([sum(wi * xi for wi, xi in zip(w, xq))])
+    return Model(f"separate-kqv-d{d}", {"K": K, "Q": Q, "V": V}, data,
+                 prediction=prediction, target=target)
+
+
+def transformer(d: int = 2):
+    import symicl.models
+    return symicl.models.build("linear-transformer", dim=d)
+
+
+def _with_path(path: str, fn):
+    old = os.environ.get(PATH_ENV)
+    if path == "old":
+        os.environ[PATH_ENV] = "old"
+    else:
+        os.environ.pop(PATH_ENV, None)
+    try:
+        return fn()
+    finally:
+        if old is None:
+            os.environ.pop(PATH_ENV, None)
+        else:
+            os.environ[PATH_ENV] = old
+
+
+def time_laws(model, path: str, repeats: int):
+    from symicl.analysis.conservation import conservation_laws
+    times, out = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = _with_path(path, lambda: conservation_laws(model))
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def time_kernels(model, path: str, repeats: int, folders: list):
+    kmod = sys.modules["symicl.codegen.kernels"]
+    times, k = [], None
+    for _ in range(repeats):
+        folder = tempfile.mkdtemp(prefix="symicl-bench-analysis-")
+        folders.append(folder)
+        os.environ["SYMICL_CACHE"] = folder
+        t = time.perf_counter()
+        k = _with_path(path, lambda: kmod._kernels(model, "numpy"))
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), k
+
+
+def same_kernels(a, b, seed: int = 0) -> float:
+    """The largest relative difference of loss, flow and Jacobian at a random point."""
+    assert a.parameters == b.parameters and a.constants == b.constants
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(size=len(a.parameters))
+    c = rng.uniform(1.5, 3.0, size=len(a.constants))
+    worst = 0.0
+    for f in ("loss", "flow", "jacobian"):
+        x, y = np.asarray(getattr(a, f)(theta, c)), np.asarray(getattr(b, f)(theta, c))
+        worst = max(worst, float(np.max(np.abs(x - y)) / max(1.0, float(np.max(np.abs(y))))))
+    return worst
+
+
+def main(argv=None) -> int:
+    from .machine import machine
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--old-repeats", type=int, default=1)
+    args = ap.parse_args(argv)
+    import symicl.codegen  # noqa: F401  (loads symicl.codegen.kernels)
+
+    print(machine("sympy", "flint"))
+    print(f"new path: median of {args.repeats}; old path ({PATH_ENV}=old): median of "
+          f"{args.old_repeats}; seconds; kernels() into a new empty cache each run\n")
+    head = (f"{'model':<26} {'P':>3} {'derive':>7} | {'laws new':>8} {'laws old':>8} {'ratio':>6} "
+            f"{'same':>4} | {'kern new':>8} {'kern old':>8} {'ratio':>6} {'max rel diff':>12}")
+    print(head)
+    print("-" * len(head))
+    saved = os.environ.get("SYMICL_CACHE")
+    folders: list[str] = []
+    failed = False
+    try:
+        for label, build in (("separate K/Q/V attn d=2", lambda: separate_kqv(2)),
+                             ("full transformer d=2", lambda: transformer(2))):
+            t = time.perf_counter()
+            model = build()
+            model.flow()
+            t_derive = time.perf_counter() - t
+            ln, laws_new = time_laws(model, "new", args.repeats)
+            lo, laws_old = time_laws(model, "old", args.old_repeats)
+            same = ([x.to_dict() for x in laws_new.laws] == [x.to_dict() for x in laws_old.laws]
+                    and laws_new.inert == laws_old.inert)
+            kn, k_new = time_kernels(model, "new", args.repeats, folders)
+            ko, k_old = time_kernels(model, "old", args.old_repeats, folders)
+            diff = same_kernels(k_new, k_old)
+            print(f"{label:<26} {len(model.parameters):>3} {t_derive:>7.2f} | {ln:>8.2f} {lo:>8.2f} "
+                  f"{lo / ln:>5.1f}x {'yes' if same else 'NO':>4} | {kn:>8.2f} {ko:>8.2f} "
+                  f"{ko / kn:>5.1f}x {diff:>12.1e}")
+            print(f"{'':<26}     {len(laws_new.laws)} laws, "
+                  f"{len(model.parameters) - len(laws_new.inert)} active parameters")
+            if not same or diff > 1e-9:
+                failed = True
+    finally:
+        if saved is None:
+            os.environ.pop("SYMICL_CACHE", None)
+        else:
+            os.environ["SYMICL_CACHE"] = saved
+        for f in folders:
+            shutil.rmtree(f, ignore_errors=True)
+    print("\ngoals (issue 17, the attention): laws < 5 s, kernels < 3 s")
+    if failed:
+        print("ERROR: the two paths disagree", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
