@@ -173,7 +173,7 @@ class FlintRing:
         """A SymPy expression already checked to be polynomial in the generators.
 
         Walks the expression tree once (shared subexpressions converted once);
-        anything beyond +, *, integer powers, rationals and generators raises
+        anything beyond sums, products, integer powers, rationals and generators raises
         :class:`_Unsupported` (the caller then goes through SymPy's ring).
         """
         memo: dict = {}

@@ -80,6 +80,8 @@ class Model:
         ``c`` in ``prediction = c * w * x``).  Symbols of the distribution (its
         covariances, a context length N) need no declaring.
 
+    Notes
+    -----
     Warnings (:class:`~symicl.errors.ModelWarning`), each naming the symbols:
     a parameter that never enters the loss (its flow is 0), unless another
     entry of the same matrix (``W_1_1`` and ``W_2_1``: same name before the

@@ -108,8 +108,12 @@ def integrate_taylor(flow: Mapping[sp.Symbol, sp.Expr], start: Mapping[sp.Symbol
     missing = [v.name for v in variables if v not in start]
     if missing:
         raise ModelError(f"no start value for {', '.join(missing)}")
-    subs = {sp.sympify(k): sp.sympify(v) for k, v in (constants or {}).items()}
-    exprs = [sp.sympify(flow[v]).xreplace(subs) for v in variables]
+    exprs = [sp.sympify(flow[v]) for v in variables]
+    # constants by symbol or by name (a name finds the flow's symbol, whatever its assumptions)
+    by_name = {s.name: s for e in exprs for s in e.free_symbols}
+    subs = {(by_name.get(k, sp.Symbol(k)) if isinstance(k, str) else k): sp.sympify(v)
+            for k, v in (constants or {}).items()}
+    exprs = [e.xreplace(subs) for e in exprs]
     bits = int(dps * 3.33) + 40
     field = _PolyField(exprs, variables, bits)
     order = order or int(1.2 * dps) + 5
@@ -152,8 +156,12 @@ def integrate_ivp(flow: Mapping[sp.Symbol, sp.Expr], start: Mapping[sp.Symbol, o
     missing = [v.name for v in variables if v not in start]
     if missing:
         raise ModelError(f"no start value for {', '.join(missing)}")
-    subs = {sp.sympify(k): sp.sympify(v) for k, v in (constants or {}).items()}
-    exprs = [sp.sympify(flow[v]).xreplace(subs) for v in variables]
+    exprs = [sp.sympify(flow[v]) for v in variables]
+    # constants by symbol or by name (a name finds the flow's symbol, whatever its assumptions)
+    by_name = {s.name: s for e in exprs for s in e.free_symbols}
+    subs = {(by_name.get(k, sp.Symbol(k)) if isinstance(k, str) else k): sp.sympify(v)
+            for k, v in (constants or {}).items()}
+    exprs = [e.xreplace(subs) for e in exprs]
     stray = set().union(*(e.free_symbols for e in exprs)) - set(variables)
     if stray:
         names = ", ".join(sorted(s.name for s in stray))

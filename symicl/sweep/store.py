@@ -1,5 +1,7 @@
 """The sweep store: one Parquet record per point, and sweep.json describing the sweep.
 
+::
+
     DIR/sweep.json                    model, grid, measures and their version, point ids
     DIR/points/<point id>.parquet     one row: configuration, seed, status, measures
     DIR/bad/, DIR/stale/, DIR/superseded/
