@@ -33,6 +33,20 @@ def close_figures():
     plt.close("all")
 
 
+@pytest.fixture()
+def saved(monkeypatch):
+    """The figures saved while a test runs, in order."""
+    figures = []
+    real_savefig = matplotlib.figure.Figure.savefig
+
+    def keep(fig, *args, **kwargs):
+        figures.append(fig)
+        return real_savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep)
+    return figures
+
+
 # -- the helpers ------------------------------------------------------------
 
 def test_text_colour_contrasts_with_the_cell():
@@ -107,17 +121,10 @@ def _sweep_table():
     return pd.DataFrame(rows)
 
 
-def test_sweep_heatmap_is_labelled_and_legible(tmp_path, monkeypatch):
+def test_sweep_heatmap_is_labelled_and_legible(tmp_path, saved):
     from symicl.sweep import plots
 
-    figures = []
-    real_savefig = matplotlib.figure.Figure.savefig
-
-    def keep(fig, *args, **kwargs):
-        figures.append(fig)
-        return real_savefig(fig, *args, **kwargs)
-
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep)
+    figures = saved
     path = plots.heatmap(_sweep_table(), "N", "anisotropy", ["gain_z_exact", "gain_z_per_mode"],
                          str(tmp_path / "plots" / "heatmap.png"), over=["N", "anisotropy", "seed"])
     assert (tmp_path / "plots" / "heatmap.png").stat().st_size > 0 and path.endswith(".png")
@@ -208,18 +215,11 @@ def test_deep_linear_prior_plots_are_labelled(tmp_path, study_figures):
 
 # -- the verification plots -------------------------------------------------------
 
-def test_verify_plots_are_labelled(tmp_path, monkeypatch):
+def test_verify_plots_are_labelled(tmp_path, saved):
     """readout, loss and drift plots and deep-linear's rich/lazy figures, on synthetic series."""
     from symicl.verify.plots import plot, rich_vs_lazy
 
-    kept = []
-    real_savefig = matplotlib.figure.Figure.savefig
-
-    def keep(fig, *args, **kwargs):
-        kept.append(fig)
-        return real_savefig(fig, *args, **kwargs)
-
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep)
+    kept = saved
     t = np.linspace(0, 1, 6)
     r = np.stack([t, t ** 2], axis=1)
     series = {"t": t.tolist(), "readout_flow": r.tolist(), "readout_gd": r.tolist(),

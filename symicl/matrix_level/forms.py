@@ -56,6 +56,29 @@ def _atoms_of(words) -> set:
     return out
 
 
+def _dim_namer(syms, names: list) -> Callable:
+    """d -> the code of a size: a number, ``A.shape[k]`` of an argument that carries it,
+    or a new argument named after it (appended to ``names``)."""
+    dim_source = {}
+    for s in syms:
+        for k, d in enumerate(s.shape):
+            d = sp.sympify(d)
+            if not d.is_number:
+                dim_source.setdefault(d, f"{s.name}.shape[{k}]")
+
+    def dim(d) -> str:
+        d = sp.sympify(d)
+        if d.is_number:
+            return str(int(d))
+        if d not in dim_source:  # a size no argument carries: ask for it
+            names.append(str(d))
+            dim_source[d] = str(d)
+        return dim_source[d]
+
+    return dim
+
+
+
 class _Form:
     """Shared machinery of :class:`ScalarForm` and :class:`MatrixForm`."""
 
@@ -288,21 +311,7 @@ class _Form:
                 return f"np.trace({mat(word)})"
             return f"np.vdot({mat(word[:-1])}, {mat(word[-1:])}.T)"
 
-        dim_source = {}
-        for s in syms:
-            for k, d in enumerate(s.shape):
-                d = sp.sympify(d)
-                if not d.is_number:
-                    dim_source.setdefault(d, f"{s.name}.shape[{k}]")
-
-        def dim(d) -> str:
-            d = sp.sympify(d)
-            if d.is_number:
-                return str(int(d))
-            if d not in dim_source:  # a size no argument carries: ask for it
-                names.append(str(d))
-                dim_source[d] = str(d)
-            return dim_source[d]
+        dim = _dim_namer(syms, names)
 
         terms = []
         for t in self.terms:
@@ -668,21 +677,7 @@ def numpy_source(forms: Mapping, func_name: str) -> tuple[str, list[str]]:
     scalar_names = {s.name for s in syms if s.shape == (1, 1)}
     em = _Emitter()
 
-    dim_source = {}
-    for s in syms:
-        for k, d in enumerate(s.shape):
-            d = sp.sympify(d)
-            if not d.is_number:
-                dim_source.setdefault(d, f"{s.name}.shape[{k}]")
-
-    def dim(d) -> str:
-        d = sp.sympify(d)
-        if d.is_number:
-            return str(int(d))
-        if d not in dim_source:  # a size no argument carries: ask for it
-            names.append(str(d))
-            dim_source[d] = str(d)
-        return dim_source[d]
+    dim = _dim_namer(syms, names)
 
     values = []
     for _, form in forms:
