@@ -1,8 +1,12 @@
 """Numerics: integration of derived flows and Monte Carlo SGD on the real models.
 
-The SGD simulators compute their stochastic gradients directly from the
-forward pass (written here by hand, not generated from the symbolic
-expressions), so that comparing them with the derived flow is a real check.
+SGD runs on fresh draws of a model's data: :class:`GeneratedSGD` for any
+model (data sampled from its distribution, per-example gradients generated
+from its loss), and the built-ins' hand-written fast paths
+(:class:`TransformerSGD`, :class:`DeepLinearSGD`), which compute gradients
+from the forward pass by hand and are tested equal in distribution to the
+generated ones; both serve :func:`run_sgd` through the :class:`Simulator`
+interface.
 """
 
 from .ode import Trajectory, integrate
