@@ -34,7 +34,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-import sympy as sp
 
 from .errors import ModelError, SymiclError
 from .model import Model
@@ -419,11 +418,6 @@ def parse_assignments(items: Sequence[str], what: str) -> dict[str, Any]:
             value = text.strip()
         out[name] = value
     return out
-
-
-def as_rational(value):
-    """A float from the command line as the exact rational it names (0.5 -> 1/2)."""
-    return sp.nsimplify(value, rational=True) if isinstance(value, float) else sp.sympify(value)
 
 
 class MatrixPacking:

@@ -7,11 +7,9 @@ Student-t quantiles), seeds are fixed.
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from symicl.cli import main

@@ -18,9 +18,6 @@ and writes one readable module per model (cached like the flow kernels):
 
 from __future__ import annotations
 
-from functools import cached_property
-from typing import Mapping
-
 import numpy as np
 import sympy as sp
 

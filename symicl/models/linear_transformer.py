@@ -323,8 +323,6 @@ def gain_pairs(model: Model) -> list | None:
 
 def _measures(ex) -> dict:
     """Sweep measures of the per-mode flow beside the exact one."""
-    import numpy as np
-
     from ..simulate import integrate
     from ..verify.steps import compare
 

@@ -163,8 +163,6 @@ def parse_config(data: dict, text: str = "", base: str | None = None) -> SweepCo
 
 def _check_points(config: SweepConfig, spec: ModelSpec, params: dict) -> None:
     """Every point's options, constants and plan, by the spec's and the plan's own checks."""
-    from ..verify.steps import Plan
-
     base = {name: p.default for name, p in params.items()}
     base.update(config.fixed)
     for combo in itertools.product(*config.grid.values()):

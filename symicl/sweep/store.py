@@ -268,8 +268,8 @@ def check_config(out: str | os.PathLike, config: SweepConfig, pts: list[Point],
     points run).
     """
     out = Path(out)
-    redo = (f"`--force` makes the store follow this config (records of points in both are "
-            f"kept), or give a new --out")
+    redo = ("`--force` makes the store follow this config (records of points in both are "
+            "kept), or give a new --out")
     notes: list[str] = []
     if not (out / "sweep.json").exists():
         records = list((out / "points").glob("*.parquet")) if (out / "points").is_dir() else []

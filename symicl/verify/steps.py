@@ -20,9 +20,8 @@ descent that diverges names the step and the stability bound 2/lambda_max.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from functools import cached_property
-from typing import Mapping
 
 import numpy as np
 
@@ -311,7 +310,3 @@ def compare(sgd: np.ndarray, ref: np.ndarray) -> tuple[float, float, tuple]:
     z = np.where(spread, gap / np.where(spread & (se > 0), se, np.inf), 0.0)
     worst = np.unravel_index(int(np.argmax(z)), z.shape) if z.size else ()
     return float(gap.max(initial=0.0)), float(z.max(initial=0.0)), worst
-
-
-def merge_options(spec: ModelSpec, options: Mapping) -> dict:
-    return spec.check_options(dict(options), "verify")
