@@ -79,6 +79,25 @@ def _dim_namer(syms, names: list) -> Callable:
 
 
 
+def _sum_of(terms: list, shape, dim) -> str:
+    """The code of a sum of terms: 0.0 (scalar) or a zero matrix when there are none."""
+    if terms:
+        return " + ".join(terms)
+    return "0.0" if shape is None else f"np.zeros(({dim(shape[0])}, {dim(shape[1])}))"
+
+
+def _numpy_head(func_name: str, names, scalar_names, syms) -> list[str]:
+    """The signature and argument conversions of a generated NumPy function."""
+    head = [f"def {func_name}({', '.join(names)}):"]
+    for n in sorted(scalar_names):
+        head.append(f"    {n} = float(np.asarray({n}).reshape(()))")
+    for s in syms:
+        if s.name not in scalar_names:
+            head.append(f"    {s.name} = np.asarray({s.name}, dtype=float)")
+    return head
+
+
+
 class _Form:
     """Shared machinery of :class:`ScalarForm` and :class:`MatrixForm`."""
 
@@ -320,17 +339,8 @@ class _Form:
             if t.word is not None:
                 factors.append(mat(t.word) if t.word else f"np.eye({dim(self.shape[0])})")
             terms.append(" * ".join(factors))
-        if self.shape is None:
-            value = " + ".join(terms) if terms else "0.0"
-        else:
-            value = " + ".join(terms) if terms else \
-                f"np.zeros(({dim(self.shape[0])}, {dim(self.shape[1])}))"
-        head = [f"def {func_name}({', '.join(names)}):"]
-        for n in sorted(scalar_names):
-            head.append(f"    {n} = float(np.asarray({n}).reshape(()))")
-        for s in syms:
-            if s.name not in scalar_names:
-                head.append(f"    {s.name} = np.asarray({s.name}, dtype=float)")
+        value = _sum_of(terms, self.shape, dim)
+        head = _numpy_head(func_name, names, scalar_names, syms)
         return "\n".join(head + lines + [f"    return {value}"]) + "\n", names
 
     def to_numpy(self, func_name: str = "f", plan: str = "minimal") -> Callable:
@@ -693,18 +703,8 @@ def numpy_source(forms: Mapping, func_name: str) -> tuple[str, list[str]]:
             terms.append(" * ".join(factors))
         if matrix_terms:
             terms.insert(0, em.matrix_sum(matrix_terms))
-        if form.shape is None:
-            value = " + ".join(terms) if terms else "0.0"
-        else:
-            value = " + ".join(terms) if terms else \
-                f"np.zeros(({dim(form.shape[0])}, {dim(form.shape[1])}))"
-        values.append(value)
-    head = [f"def {func_name}({', '.join(names)}):"]
-    for n in sorted(scalar_names):
-        head.append(f"    {n} = float(np.asarray({n}).reshape(()))")
-    for s in syms:
-        if s.name not in scalar_names:
-            head.append(f"    {s.name} = np.asarray({s.name}, dtype=float)")
+        values.append(_sum_of(terms, form.shape, dim))
+    head = _numpy_head(func_name, names, scalar_names, syms)
     if len(forms) == 1 and forms[0][0] is None:
         ret = [f"    return {values[0]}"]
     else:
