@@ -269,7 +269,7 @@ PLAN_FLAGS = (("eta", float, "SGD learning rate"), ("batch", int, "SGD batch siz
 
 
 def _plan_default(name: str) -> str:
-    from .verify import Plan
+    from .verify.plan import Plan
 
     full = getattr(Plan, name)
     quick = Plan.QUICK.get(name, full)
@@ -279,8 +279,9 @@ def _plan_default(name: str) -> str:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from .spec import parse_assignments
-    from .verify import Plan, verify
+    from .verify.plan import Plan
     from .verify.plots import plot
+    from .verify.run import verify
     from .verify.report import table, write_json
 
     spec = _spec(args.model)

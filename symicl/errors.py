@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["SymiclError", "ModelError", "DistributionError", "NotPolynomialError",
+__all__ = ["SymiclError", "ModelError", "DistributionError", "NotPolynomialError", "StiffnessError",
            "ModelWarning"]
 
 
@@ -16,6 +16,10 @@ class ModelError(SymiclError):
 
 class DistributionError(SymiclError):
     """A data distribution is invalid (covariance, context length, variables)."""
+
+
+class StiffnessError(SymiclError):
+    """The explicit integrator ran out of its step or time budget (a stiff flow)."""
 
 
 class NotPolynomialError(ModelError):

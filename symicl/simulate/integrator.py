@@ -25,7 +25,7 @@ import numpy as np
 from numba import types
 from scipy.integrate._ivp import dop853_coefficients as _dop
 
-from ..errors import SymiclError
+from ..errors import StiffnessError, SymiclError
 
 __all__ = ["dop853", "DOP853Result", "StiffnessError"]
 
@@ -51,10 +51,6 @@ _DONE, _CHUNK, _TOO_SMALL, _NOT_FINITE = 0, 1, 2, 3
 _ARR = types.float64[::1]
 _MAT = types.float64[:, ::1]
 _FLOW = types.FunctionType(_ARR(_ARR, _ARR, _ARR))
-
-
-class StiffnessError(SymiclError):
-    """The explicit integrator ran out of its step or time budget (a stiff flow)."""
 
 
 class DOP853Result:

@@ -11,9 +11,8 @@ import sympy as sp
 from scipy.integrate import solve_ivp
 
 from ..codegen import kernels as make_kernels
-from ..errors import SymiclError
+from ..errors import StiffnessError, SymiclError
 from ..model import Model
-from .integrator import StiffnessError, dop853
 
 __all__ = ["Trajectory", "integrate", "COMPILED"]
 
@@ -79,6 +78,8 @@ def integrate(model: Model, theta0: Sequence[float] | Mapping[str, float], t_end
         raise SymiclError(f"t_end must be positive, got {t_end}")
     c = k.constants_vector(constants)
     if method in COMPILED:
+        from .integrator import dop853     # compiled on first use (cached on disk)
+
         res = dop853(k.module.flow, c, theta0, float(t_end), t_eval=t_eval, rtol=rtol,
                      atol=atol, max_steps=200_000 if max_steps is None else max_steps,
                      time_limit=time_limit)

@@ -186,7 +186,7 @@ def point_options(spec: ModelSpec, params: dict, config: SweepConfig) -> dict:
 
 def point_plan(params: dict):
     """The verification plan of one point."""
-    from ..verify.steps import Plan
+    from ..verify.plan import Plan
 
     return Plan(eta=params["eta"], batch=params["batch"], seeds=params["runs"],
                 t_end=params["t_end"], init=params["init"], records=params["records"],
