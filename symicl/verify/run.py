@@ -165,7 +165,7 @@ def trajectory_checks(ex: Experiment) -> list[Check]:
                                          "extrapolation; of order eta/B, removed before the "
                                          "rows above are judged"))
     # the loss: SGD's window means against L along GD averaged over the same steps
-    window = ex.window_loss(ex.gd_path)
+    window = ex.gd_window_loss
     m_loss, se_loss, _ = seed_stats(run.loss[:, 1:])
     z = np.abs(m_loss - window[1:]) / np.where(se_loss > 0, se_loss, np.inf)
     w = int(np.argmax(z))
@@ -246,7 +246,7 @@ def _sgd_drift(ex: Experiment, h, start) -> list[Check]:
 def _series(ex: Experiment) -> dict:
     sgd = ex.read(ex.sgd.theta)
     mean, se, _ = seed_stats(sgd)
-    window = ex.window_loss(ex.gd_path)
+    window = ex.gd_window_loss
     m_loss, se_loss, _ = seed_stats(ex.sgd.loss[:, 1:])
     out = {"t": ex.t.tolist(), "readout_flow": ex.read(ex.flow_path.theta).tolist(),
            "readout_gd": ex.read(ex.gd_path).tolist(), "readout_sgd_mean": mean.tolist(),

@@ -79,14 +79,24 @@ class Experiment:
         return GeneratedSGD(self.model, self.constants, batch=batch, backend=self.plan.backend)
 
     # -- paths -------------------------------------------------------------------------
-    def gd(self, eta: float, steps: int, every: int, theta0=None) -> np.ndarray:
-        """Gradient descent on the derived loss; theta at every ``every``-th step."""
+    def gd(self, eta: float, steps: int, every: int, theta0=None,
+           windows: bool = False):
+        """Gradient descent on the derived loss; theta at every ``every``-th step.
+
+        With ``windows``, also the expected loss averaged over the steps of each
+        recording window, as (path, window losses): SGD's recorded loss at record k
+        is the mean minibatch loss over the steps before it, each at the weights
+        of the step before, and this is the same average of L along GD."""
         theta = np.array(self.theta0 if theta0 is None else theta0, dtype=float)
         out = np.empty((steps // every + 1, theta.size))
         out[0] = theta
+        window = np.full(steps // every + 1, np.nan)
+        acc = 0.0
         f = np.empty_like(theta)
         limit = 1e8 * (1.0 + np.max(np.abs(theta)))
         for j in range(1, steps + 1):
+            if windows:
+                acc += float(self.kern.loss(theta, self.c))
             theta += eta * self.kern.flow(theta, self.c, f)
             if not np.all(np.isfinite(theta)) or np.max(np.abs(theta)) > limit:
                 raise DivergenceError(
@@ -94,7 +104,9 @@ class Experiment:
                     f"{eta:g}{self._stability_text()}; take a smaller eta")
             if j % every == 0:
                 out[j // every] = theta
-        return out
+                window[j // every] = acc / every
+                acc = 0.0
+        return (out, window) if windows else out
 
     def _stability_text(self) -> str:
         try:
@@ -105,9 +117,18 @@ class Experiment:
             return ""
 
     @cached_property
+    def _gd_run(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.gd(self.plan.eta, self.steps, self.every, windows=True)
+
+    @property
     def gd_path(self) -> np.ndarray:
         """Gradient descent at the plan's eta, at the recording steps."""
-        return self.gd(self.plan.eta, self.steps, self.every)
+        return self._gd_run[0]
+
+    @property
+    def gd_window_loss(self) -> np.ndarray:
+        """L along gradient descent averaged over each recording window (NaN at t = 0)."""
+        return self._gd_run[1]
 
     @cached_property
     def gd_half_path(self) -> np.ndarray:
@@ -169,25 +190,6 @@ class Experiment:
     # -- readouts ----------------------------------------------------------------------
     def read(self, theta: np.ndarray) -> np.ndarray:
         return np.asarray(self.readout.value(np.asarray(theta)), dtype=float)
-
-    def window_loss(self, path: np.ndarray, eta: float | None = None) -> np.ndarray:
-        """The expected loss along a path averaged over the steps of each recording window.
-
-        SGD's recorded loss at record k is the mean minibatch loss over the
-        steps before it, each at the weights of the step before; this is the
-        same average of L along gradient descent (every step recomputed)."""
-        theta = np.array(self.theta0, dtype=float)
-        out = np.full(len(self.t), np.nan)
-        f = np.empty_like(theta)
-        acc = 0.0
-        eta = self.plan.eta if eta is None else eta
-        for j in range(1, self.steps + 1):
-            acc += float(self.kern.loss(theta, self.c))
-            theta = theta + eta * self.kern.flow(theta, self.c, f)
-            if j % self.every == 0:
-                out[j // self.every] = acc / self.every
-                acc = 0.0
-        return out
 
 
 _MODELS: dict = {}
