@@ -22,7 +22,10 @@ import time
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 from scipy.integrate._ivp import dop853_coefficients as _dop
 
 from ..errors import StiffnessError, SymiclError
@@ -105,33 +108,88 @@ def _initial_step(flow, c, t0, y0, f0, t_bound, rtol, atol, work):
     return min(100 * h0, h1, interval)
 
 
-@numba.njit(types.void(_FLOW, _ARR, _ARR, _MAT, types.float64, types.int64, _ARR), cache=True)
+@intrinsic
+def _as_flow(typingctx, c_addr, jit_addr):
+    """The generated flow as a first-class function, from its two compiled addresses.
+
+    Passing the Numba dispatcher itself costs about 40 us per call (its
+    addresses are looked up in Python at every unboxing), more than a whole
+    integration of a small flow; the addresses are looked up once instead
+    (:func:`_addresses`) and travel as integers.
+    """
+    def codegen(context, builder, signature, args):
+        fn = cgutils.create_struct_proxy(_FLOW)(context, builder)
+        voidptr = context.get_value_type(types.voidptr)
+        fn.c_addr = builder.inttoptr(args[0], voidptr)
+        fn.py_addr = ir.Constant(voidptr, None)
+        fn.jit_addr = builder.inttoptr(args[1], voidptr)
+        return fn._getvalue()
+    return _FLOW(types.intp, types.intp), codegen
+
+
+_ADDRESSES: dict[int, tuple] = {}
+
+
+def _addresses(flow) -> tuple[int, int]:
+    """(C wrapper, Numba entry point) addresses of a compiled flow, looked up once per flow.
+
+    The flow is kept referenced here, so its code stays loaded while the
+    addresses are in use.
+    """
+    hit = _ADDRESSES.get(id(flow))
+    if hit is None or hit[0] is not flow:
+        if not isinstance(flow, numba.core.registry.CPUDispatcher):
+            raise SymiclError(f"numba-dop853 integrates a Numba-compiled flow(theta, c, out); "
+                              f"got {type(flow).__name__}")
+        cres = flow.get_compile_result(_FLOW.signature)
+        hit = (flow, cres.library.get_pointer_to_function(cres.fndesc.llvm_cfunc_wrapper_name),
+               cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name))
+        _ADDRESSES[id(flow)] = hit
+    return hit[1], hit[2]
+
+
+@numba.njit(types.void(_FLOW, _ARR, _ARR, _MAT, types.float64, types.int64, _ARR), cache=True,
+            inline="always")
 def _stage(flow, c, y, K, h, s, ytmp):
-    """K[s] = F(y + h sum_j A[s, j] K[j])."""
+    """K[s] = F(y + h sum_j A[s, j] K[j]), the sum over the tableau's non-zero entries."""
     n = y.size
     for i in range(n):
-        acc = 0.0
-        for j in range(s):
-            acc += K[j, i] * _A[s, j]
-        ytmp[i] = y[i] + acc * h
+        ytmp[i] = 0.0
+    for j in range(s):
+        a = _A[s, j]
+        if a != 0.0:
+            for i in range(n):
+                ytmp[i] += K[j, i] * a
+    for i in range(n):
+        ytmp[i] = y[i] + ytmp[i] * h
     flow(ytmp, c, K[s])
 
 
-@numba.njit(types.int64(_FLOW, _ARR, _ARR, _ARR, _ARR, types.float64, types.float64,
-                        types.float64, _ARR, _MAT, _ARR, _MAT, types.int64), cache=True)
-def _run(flow, c, state, y, f, t_bound, rtol, atol, t_eval, ev_out, step_t, step_y, chunk):
-    """Advance up to ``chunk`` accepted steps.
+@numba.njit(types.int64(types.intp, types.intp, _ARR, _ARR, _ARR, _ARR, types.float64,
+                        types.float64, types.float64, _ARR, _MAT, _ARR, _MAT, types.int64),
+            cache=True)
+def _run(c_addr, jit_addr, c, state, y, f, t_bound, rtol, atol, t_eval, ev_out, step_t, step_y,
+         chunk):
+    """Advance up to ``chunk`` accepted steps (the first call also takes the initial step).
 
-    state = [t, h_abs, t_eval index, steps, rejected, nfev, n recorded this call,
-             h of the last attempt]; y, f are updated in place.  Without t_eval
-    (t_eval.size == 0) every accepted step is written to step_t / step_y.
+    state = [t, h_abs (< 0: not started), t_eval index, steps, rejected, nfev,
+             n recorded this call, h of the last attempt]; y, f are updated in
+    place.  Without t_eval (t_eval.size == 0) every accepted step is written
+    to step_t / step_y.
     """
+    flow = _as_flow(c_addr, jit_addr)
     n = y.size
     K = np.empty((_N_EXT, n))
     y_new = np.empty(n)
     f_new = np.empty(n)
     ytmp = np.empty(n)
+    e5v = np.empty(n)
+    e3v = np.empty(n)
     F = np.empty((_POWER, n))
+    if state[1] < 0.0:
+        flow(y, c, f)
+        state[1] = _initial_step(flow, c, 0.0, y, f, t_bound, rtol, atol, ytmp)
+        state[5] = 2
     t = state[0]
     h_abs = state[1]
     ev_i = int(state[2])
@@ -163,27 +221,36 @@ def _run(flow, c, state, y, f, t_bound, rtol, atol, t_eval, ev_out, step_t, step
             for s in range(1, _N_STAGES):
                 _stage(flow, c, y, K, h, s, ytmp)
             for i in range(n):
-                acc = 0.0
-                for j in range(_N_STAGES):
-                    acc += K[j, i] * _B[j]
-                y_new[i] = y[i] + h * acc
+                y_new[i] = 0.0
+            for j in range(_N_STAGES):
+                b = _B[j]
+                if b != 0.0:
+                    for i in range(n):
+                        y_new[i] += K[j, i] * b
+            for i in range(n):
+                y_new[i] = y[i] + h * y_new[i]
             flow(y_new, c, f_new)
             for i in range(n):
                 K[_N_STAGES, i] = f_new[i]
             state[5] += _N_STAGES
             # error norm
+            for i in range(n):
+                e5v[i] = 0.0
+                e3v[i] = 0.0
+            for j in range(_N_STAGES + 1):
+                b5 = _E5[j]
+                b3 = _E3[j]
+                if b5 != 0.0 or b3 != 0.0:
+                    for i in range(n):
+                        e5v[i] += K[j, i] * b5
+                        e3v[i] += K[j, i] * b3
             e5 = 0.0
             e3 = 0.0
             finite = True
             for i in range(n):
                 sc = atol + max(abs(y[i]), abs(y_new[i])) * rtol
-                a5 = 0.0
-                a3 = 0.0
-                for j in range(_N_STAGES + 1):
-                    a5 += K[j, i] * _E5[j]
-                    a3 += K[j, i] * _E3[j]
-                a5 /= sc
-                a3 /= sc
+                a5 = e5v[i] / sc
+                a3 = e3v[i] / sc
                 e5 += a5 * a5
                 e3 += a3 * a3
                 if not np.isfinite(y_new[i]):
@@ -227,11 +294,16 @@ def _run(flow, c, state, y, f, t_bound, rtol, atol, t_eval, ev_out, step_t, step
                     F[0, i] = dy
                     F[1, i] = h * K[0, i] - dy
                     F[2, i] = 2.0 * dy - h * (f_new[i] + K[0, i])
-                    for r in range(_POWER - 3):
-                        acc = 0.0
-                        for j in range(_N_EXT):
-                            acc += _D[r, j] * K[j, i]
-                        F[3 + r, i] = h * acc
+                for r in range(_POWER - 3):
+                    for i in range(n):
+                        F[3 + r, i] = 0.0
+                    for j in range(_N_EXT):
+                        dj = _D[r, j]
+                        if dj != 0.0:
+                            for i in range(n):
+                                F[3 + r, i] += dj * K[j, i]
+                    for i in range(n):
+                        F[3 + r, i] *= h
                 for k in range(ev_i, ev_j):
                     x = (t_eval[k] - t) / h
                     for i in range(n):
@@ -258,13 +330,6 @@ def _run(flow, c, state, y, f, t_bound, rtol, atol, t_eval, ev_out, step_t, step
     state[2] = ev_i
     state[6] = recorded
     return _DONE if t >= t_bound else _CHUNK
-
-
-@numba.njit(types.float64(_FLOW, _ARR, _ARR, types.float64, types.float64, types.float64,
-                          _ARR, _ARR), cache=True)
-def _start(flow, c, y0, t_bound, rtol, atol, f, work):
-    flow(y0, c, f)
-    return _initial_step(flow, c, 0.0, y0, f, t_bound, rtol, atol, work)
 
 
 def dop853(flow, c, y0, t_end: float, t_eval=None, rtol: float = 1e-10, atol: float = 1e-12,
@@ -300,16 +365,14 @@ def dop853(flow, c, y0, t_end: float, t_eval=None, rtol: float = 1e-10, atol: fl
         ev_out = np.empty((0, n))
         ev_start = 0
     f = np.empty(n)
-    work = np.empty(n)
-    flow(y.copy(), c, work)  # compile (or load) the generated flow for the pointer below
-    h_abs = _start(flow, c, y, t_end, rtol, atol, f, work)
-    state = np.array([0.0, h_abs, ev_start, 0, 0, 2, 0, 0.0])
+    c_addr, jit_addr = _addresses(flow)
+    state = np.array([0.0, -1.0, ev_start, 0, 0, 0, 0, 0.0])
     ts, ys = [np.zeros(1)], [y.copy()[None, :]]
     step_t = np.empty(0 if t_eval is not None else chunk)
     step_y = np.empty((0 if t_eval is not None else chunk, n))
     started = time.perf_counter()
     while True:
-        status = _run(flow, c, state, y, f, t_end, rtol, atol,
+        status = _run(c_addr, jit_addr, c, state, y, f, t_end, rtol, atol,
                       t_eval if t_eval is not None else t_eval_arr, ev_out, step_t, step_y, chunk)
         if t_eval is None:
             k = int(state[6])
