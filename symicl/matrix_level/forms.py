@@ -633,7 +633,8 @@ class _Emitter:
                 if c < best:
                     best, choice = c, (side, f)
         if choice is None:
-            return " + ".join(f"{c} * {self.mat(w)}" for c, w in terms)
+            return " + ".join(self.mat(w) if c == "(1)" else f"{c} * {self.mat(w)}"
+                              for c, w in terms)
         side, (atom, inner) = choice
         inner_src = self.matrix_sum(inner)
         if ("sum", inner) not in self.memo:
@@ -662,7 +663,13 @@ class _Emitter:
         _, w, k = best
         (lk, lv), (rk, rv) = self.value(w[:k]), self.value(w[k:])
         if lk == "mat" and rk == "mat":
-            return f"np.vdot({lv}, {rv}.T)"
+            # tr(A B) = sum_ij A_ij B_ji; einsum reads any memory layout in place (vdot of a
+            # transposed or Fortran-ordered operand copies it: 30x slower at d = 256)
+            if rv.endswith(".T"):
+                return f"np.einsum('ij,ij->', {lv}, {rv[:-2]})"
+            if lv.endswith(".T"):
+                return f"np.einsum('ij,ij->', {lv[:-2]}, {rv})"
+            return f"np.einsum('ij,ji->', {lv}, {rv})"
         left = lv if lk == "vec" else f"np.diagonal({lv})"
         right = rv if rk == "vec" else f"np.diagonal({rv})"
         return f"np.dot({left}, {right})"
