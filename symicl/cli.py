@@ -36,7 +36,14 @@ class _ArgumentError(SymiclError):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of exiting, so main() prints one line and returns 2."""
+    """argparse that raises instead of exiting, so main() prints one line and returns 2.
+
+    No abbreviations: a prefix of a model's option (``--in`` of ``--inputs``) is not that
+    option."""
+
+    def __init__(self, *args, **kw):
+        kw.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kw)
 
     def error(self, message):
         where = self.prog.removeprefix("symicl").strip()

@@ -277,7 +277,8 @@ def _extra_checks(ex):
         return checks, series
     per_mode = per_mode_model(d)
     a_paper = _aligned_gains(per_mode, d)(
-        integrate(per_mode, theta0, float(t[-1]), ex.constants, **flow_args).theta)
+        integrate(per_mode, theta0, float(t[-1]), _own(per_mode, ex.constants),
+                  **flow_args).theta)
     sgd = ex.read(ex.sgd.theta)
     gd = ex.read(ex.gd_path)
     _, se, _ = seed_stats(sgd)
@@ -298,6 +299,12 @@ def _extra_checks(ex):
                                        f"per-mode {err_paper:.3g} (|z| {z_paper:.3g}); the "
                                        f"flows differ by up to {apart:.3g}"))
     return checks, series
+
+
+def _own(model: Model, constants: dict) -> dict:
+    """The constants of ``model`` among ``constants`` (the Gaussian per-mode model has no
+    kappa)."""
+    return {c.name: constants[c.name] for c in model.constants}
 
 
 def _aligned_gains(model: Model, d: int):
@@ -332,7 +339,8 @@ def _measures(ex) -> dict:
 
     d, t = ex.options["dim"], ex.t
     per_mode = per_mode_model(d)
-    path = integrate(per_mode, [ex.plan.init] * (2 * d), float(t[-1]), ex.constants, t_eval=t,
+    path = integrate(per_mode, [ex.plan.init] * (2 * d), float(t[-1]),
+                     _own(per_mode, ex.constants), t_eval=t,
                      method="DOP853", rtol=1e-12, atol=1e-14, backend="numpy")
     a_paper = _aligned_gains(per_mode, d)(path.theta)
     err, z, _ = compare(ex.read(ex.sgd.theta), a_paper)
