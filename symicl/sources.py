@@ -377,7 +377,8 @@ class Mixture:
     """x = A u: ``variables`` x, a matrix ``A`` (numbers or expressions) and the independent
     source groups whose variables make u (in order; Gaussian blocks allowed)."""
 
-    def __init__(self, variables: Sequence[sp.Symbol], A, sources: Sequence, name: str | None = None):
+    def __init__(self, variables: Sequence[sp.Symbol], A, sources: Sequence,
+                 name: str | None = None):
         self.variables = _variables(variables, "a mixture")
         self.name = name or self.variables[0].name.rsplit("_", 1)[0]
         sources = list(sources)
