@@ -87,12 +87,10 @@ def _numeric(expr: sp.Expr, values: Mapping, what: str) -> float:
 class Law:
     """A standardised law of one coordinate (mean 0, variance 1), given by its moments.
 
-    Subclasses define :meth:`moment` (exact, SymPy) and :meth:`draw`;
-    ``symmetric`` laws have every odd moment 0.
+    Subclasses define :meth:`moment` (exact, SymPy) and :meth:`draw`.
     """
 
     name = "law"
-    symmetric = True
 
     def moment(self, k: int) -> sp.Expr:
         """E[e^k] (exact)."""
@@ -242,7 +240,6 @@ class Cumulants(Law):
                                         f"fixed), got {k!r}")
             out[k] = _exact(v, f"cumulant {k}")
         self.cumulants = {k: out[k] for k in sorted(out)}
-        self.symmetric = all(v == 0 for k, v in self.cumulants.items() if k % 2)
         self.name = "cumulants(" + ", ".join(f"{k}: {v}" for k, v in self.cumulants.items()) + ")"
         self._moments = [sp.Integer(1)]
 

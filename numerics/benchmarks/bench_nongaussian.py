@@ -94,6 +94,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args(argv)
+    from .machine import machine
+
+    print(machine("sympy", "flint"))
     cases = [
         ("transformer loss, full d = 2", lambda k: _model_case({"dim": 2}, k)),
         ("transformer loss, full d = 3", lambda k: _model_case({"dim": 3}, k)),
