@@ -351,8 +351,9 @@ def parser(model: str | None = None, command: str | None = None) -> argparse.Arg
 
     p = sub.add_parser(
         "derive", help="derive the exact expected loss and flow of a model",
-        description="Derive the exact expected loss L(theta) = E[loss] (Gaussian data, "
-                    "symbolic context length N and input spectrum) and the flow "
+        description="Derive the exact expected loss L(theta) = E[loss] (Gaussian data or "
+                    "sources given by their moments, symbolic context length N and input "
+                    "spectrum) and the flow "
                     "d theta/dt = -dL/dtheta of a model, and print it as the JSON contract, "
                     "LaTeX or Markdown. MODEL is a built-in name or PATH.py:FUNCTION; "
                     "`symicl derive MODEL --help` lists its options.",
