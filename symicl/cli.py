@@ -36,7 +36,14 @@ class _ArgumentError(SymiclError):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of exiting, so main() prints one line and returns 2."""
+    """argparse that raises instead of exiting, so main() prints one line and returns 2.
+
+    No abbreviations: a prefix of a model's option (``--in`` of ``--inputs``) is not that
+    option."""
+
+    def __init__(self, *args, **kw):
+        kw.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kw)
 
     def error(self, message):
         where = self.prog.removeprefix("symicl").strip()
@@ -344,8 +351,9 @@ def parser(model: str | None = None, command: str | None = None) -> argparse.Arg
 
     p = sub.add_parser(
         "derive", help="derive the exact expected loss and flow of a model",
-        description="Derive the exact expected loss L(theta) = E[loss] (Gaussian data, "
-                    "symbolic context length N and input spectrum) and the flow "
+        description="Derive the exact expected loss L(theta) = E[loss] (Gaussian data or "
+                    "sources given by their moments, symbolic context length N and input "
+                    "spectrum) and the flow "
                     "d theta/dt = -dL/dtheta of a model, and print it as the JSON contract, "
                     "LaTeX or Markdown. MODEL is a built-in name or PATH.py:FUNCTION; "
                     "`symicl derive MODEL --help` lists its options.",

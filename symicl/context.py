@@ -1,6 +1,8 @@
 """Empirical means over a context of N iid samples, with N symbolic.
 
-A context holds N iid copies u_1 .. u_N of a Gaussian sample vector u.  Its
+A context holds N iid copies u_1 .. u_N of a sample vector u: a Gaussian
+vector, or any random group with the moment interface of
+:mod:`symicl.sources` (independent non-Gaussian sources, mixtures).  Its
 empirical means  mean(g) = (1/N) sum_n g(u_n)  are random variables.  For K
 factors g_1 .. g_K,
 
@@ -10,6 +12,9 @@ factors g_1 .. g_K,
 a sum over the set partitions pi of the factors ("which samples coincide"),
 (N)_m = N (N-1) ... (N-m+1) the falling factorial.  Since |pi| <= K the
 weight is a polynomial in 1/N:  (N)_m / N^K = N^{m-K} prod_{j<m} (1 - j/N).
+The per-block factor E[prod_{k in B} g_k(u)] is a moment of one sample, read
+from the sample's ``moment(exponents)``: Wick's pairings for a Gaussian
+sample, the sources' moments otherwise.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from sympy.utilities.iterables import multiset_partitions
 
 from . import symbols
 from .errors import DistributionError, NotPolynomialError
-from .gaussian import Gaussian
+from .sources import is_group
 
 __all__ = ["Context", "set_partitions", "coincidence_weight"]
 
@@ -55,16 +60,18 @@ def _check_context_length(n) -> sp.Expr:
 
 
 class Context:
-    """N iid samples of a Gaussian vector; ``mean(g)`` is (1/N) sum_n g(u_n).
+    """N iid samples of a random vector; ``mean(g)`` is (1/N) sum_n g(u_n).
 
-    ``sample`` is the Gaussian law of one sample (its variables are the
-    generic sample u); ``N`` is symbolic by default.  Sample variables may
-    appear in a model only inside ``mean``.
+    ``sample`` is the law of one sample (its variables are the generic
+    sample u): a :class:`~symicl.gaussian.Gaussian` vector or a group of
+    :mod:`symicl.sources`; ``N`` is symbolic by default.  Sample variables
+    may appear in a model only inside ``mean``.
     """
 
-    def __init__(self, sample: Gaussian, N=None, name: str = "ctx"):
-        if not isinstance(sample, Gaussian):
-            raise DistributionError("a context's sample must be a Gaussian vector")
+    def __init__(self, sample, N=None, name: str = "ctx"):
+        if isinstance(sample, Context) or not is_group(sample):
+            raise DistributionError("a context's sample must be a random vector (a Gaussian, "
+                                    "an Independent source vector or a Mixture)")
         self.sample = sample
         self.N = _check_context_length(symbols.context_length() if N is None else N)
         self.name = name

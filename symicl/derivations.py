@@ -111,6 +111,20 @@ CONFIGS = [
                                                           "constants": {"T_1_2": 0, "T_2_1": 0}})
                           for k in (1, 2)),
            relaxation=False),
+    Config("linear_transformer_aligned_d1_kurtosis", "linear-transformer",
+           {"dim": 1, "reduction": "aligned", "inputs": "kurtosis"},
+           "The aligned reduction at d = 1 with non-Gaussian inputs of symbolic excess kurtosis "
+           "kappa (context tokens and query; higher moments by the Gamma-mixture convention of "
+           "symicl.sources, which only the fourth moment reaches here): the learned gain "
+           "N/((N + 2 + kappa) s), exact in N and kappa.",
+           symbolic={"square_roots": ["s_1"]},
+           logistic=(("p_1", "q_1", {}),)),
+    Config("linear_transformer_aligned_kurtosis", "linear-transformer",
+           {"dim": 2, "reduction": "aligned", "inputs": "kurtosis"},
+           "The aligned reduction at d = 2 with independent non-Gaussian input coordinates of "
+           "symbolic excess kurtosis kappa, diagonal Gaussian tasks, symbolic N and spectrum: "
+           "the exact coupled flow and its stable gains as functions of kappa and N.",
+           symbolic={"square_roots": ["s_1", "s_2"], "classify": False}),
 ]
 
 
@@ -121,7 +135,8 @@ def render(folder: str) -> dict[str, str]:
     model = config.build()
     data = derivation(model)
     parts = [sections.conserved(model)]
-    if model.options.get("reduction") == "aligned" and model.options.get("tasks") == "aligned":
+    if model.options.get("reduction") == "aligned" and model.options.get("tasks") == "aligned" \
+            and "inputs" not in model.options:   # the per-mode model has Gaussian inputs
         parts.append(sections.per_mode_difference(model))
     example = fixed_points(model, config.example) if config.example is not None else None
     parts.append(sections.fixed_point_section(model, config.symbolic, example,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["SymiclError", "ModelError", "DistributionError", "NotPolynomialError", "StiffnessError",
+__all__ = ["SymiclError", "ModelError", "DistributionError", "MomentError", "NotPolynomialError",
+           "StiffnessError",
            "ModelWarning"]
 
 
@@ -30,3 +31,7 @@ class ModelWarning(UserWarning):
     """A model definition that works but is likely not what was meant: a parameter that
     never appears in the loss, or an undeclared symbol in the prediction; the message
     names it."""
+
+
+class MomentError(DistributionError):
+    """A moment the expectation needs does not exist (e.g. Student's t of too few degrees)."""

@@ -1,15 +1,20 @@
-"""Exact expectations of polynomials over independent Gaussian groups.
+"""Exact expectations of polynomials over independent random groups.
 
-A :class:`Distribution` is a set of independent random groups: Gaussian
+A :class:`Distribution` is a set of independent random groups: random
 vectors (queries, tasks, noise) and contexts of N iid samples (seen only
-through their empirical means).  For a polynomial
+through their empirical means).  A vector is a Gaussian (Wick's theorem) or
+any group with the moment interface of :mod:`symicl.sources` (independent
+non-Gaussian sources given by their moments, linear mixtures of them).  For
+a polynomial
 
     p = sum_r c_r(theta) m_r(xi)       (m_r monomials in the random symbols xi)
 
 the expectation is  E[p] = sum_r c_r(theta) E[m_r],  and E[m_r] factorises
-over the groups: a Gaussian moment (Wick) for each vector, and a sum over
-sample coincidences for each context (see :mod:`symicl.context`).  The
-result is a polynomial in the parameters, the covariance entries and 1/N.
+over the groups: a moment of each vector, and a sum over sample
+coincidences for each context (see :mod:`symicl.context`) whose blocks are
+moments of one sample.  The result is a polynomial in the parameters, the
+covariance entries (variances, source constants such as an excess kurtosis)
+and 1/N.
 
 Polynomials live in python-flint's fmpq_mpoly (the default when installed)
 or in SymPy's sparse rings (``SYMICL_POLY_BACKEND=sympy`` or
@@ -27,21 +32,24 @@ from sympy.polys.rings import PolyElement
 
 from .algebra import FlintRing, Ring, _Unsupported, default_backend, exact, expr_from_terms
 from .context import Context, coincidence_weight, set_partitions
-from .errors import DistributionError
+from .errors import DistributionError, NotPolynomialError
 from .gaussian import Gaussian, MomentTable
+from .sources import Independent, is_group
 
 __all__ = ["Distribution", "Expectation", "SumOfPieces", "expectation"]
 
 
 class Distribution:
-    """Independent random groups: :class:`Gaussian` vectors and :class:`Context` s."""
+    """Independent random groups: random vectors (:class:`Gaussian`, or the sources of
+    :mod:`symicl.sources`) and :class:`Context` s."""
 
-    def __init__(self, *groups: Gaussian | Context):
+    def __init__(self, *groups):
         seen: dict[sp.Symbol, str] = {}
         for g in groups:
-            if not isinstance(g, (Gaussian, Context)):
-                raise DistributionError(f"{g!r} is neither a Gaussian vector nor a Context")
-            variables = g.variables if isinstance(g, Gaussian) else g.sample.variables
+            if not (isinstance(g, Context) or is_group(g)):
+                raise DistributionError(f"{g!r} is neither a random vector (Gaussian, "
+                                        f"Independent, Mixture) nor a Context")
+            variables = g.sample.variables if isinstance(g, Context) else g.variables
             for v in variables:
                 if v in seen:
                     raise DistributionError(
@@ -54,12 +62,23 @@ class Distribution:
         return [g for g in self.groups if isinstance(g, Gaussian)]
 
     @property
+    def vectors(self) -> list:
+        """Every random vector that is not a context (Gaussian or not), in order."""
+        return [g for g in self.groups if not isinstance(g, Context)]
+
+    @property
+    def is_gaussian(self) -> bool:
+        """True when every vector and every context's sample is Gaussian."""
+        return all(isinstance(g, Gaussian) for g in self.vectors) and all(
+            isinstance(c.sample, Gaussian) for c in self.contexts)
+
+    @property
     def contexts(self) -> list[Context]:
         return [g for g in self.groups if isinstance(g, Context)]
 
     def random_symbols(self) -> list[sp.Symbol]:
-        """Every random symbol: Gaussian variables, then context means made so far."""
-        out = [v for g in self.gaussians for v in g.variables]
+        """Every random symbol: the vectors' variables, then context means made so far."""
+        out = [v for g in self.vectors for v in g.variables]
         for c in self.contexts:
             out.extend(c.atoms)
         return out
@@ -68,13 +87,19 @@ class Distribution:
         """Per-sample variables, which may appear only inside context means."""
         return {v for c in self.contexts for v in c.sample.variables}
 
+    def hidden_symbols(self) -> set[sp.Symbol]:
+        """The sources u of mixtures x = A u (inside contexts too): not random symbols of
+        the distribution, so they may not appear in an expression."""
+        groups = self.vectors + [c.sample for c in self.contexts]
+        return {v for g in groups for v in getattr(g, "u", ())}
+
     def constant_symbols(self) -> set[sp.Symbol]:
-        """Symbols the distribution itself depends on (covariances, N)."""
+        """Symbols the distribution itself depends on (covariances, source constants, N)."""
         out: set[sp.Symbol] = set()
-        for g in self.gaussians:
-            out |= g.covariance.free_symbols
+        for g in self.vectors:
+            out |= g.constant_symbols()
         for c in self.contexts:
-            out |= c.sample.covariance.free_symbols | sp.sympify(c.N).free_symbols
+            out |= c.sample.constant_symbols() | sp.sympify(c.N).free_symbols
         return out
 
 
@@ -110,10 +135,11 @@ class Expectation:
             inv = sp.Dummy(f"inv_{n}")
             self._placeholders[inv] = 1 / n
             self._inverse_of[n] = inv
-        # Covariance entries that are not polynomials in their symbols get placeholders.
+        # Covariance entries (and variances of sources) that are not polynomials in their
+        # symbols get placeholders.
         self._entry_symbol: dict[sp.Expr, sp.Expr] = {}
-        for g in self._all_gaussians():
-            for e in g.covariance:
+        for g in self._all_vectors():
+            for e in (g.entries() if hasattr(g, "entries") else ()):
                 if e.is_number or e in self._entry_symbol:
                     continue
                 if e.is_polynomial(*e.free_symbols):
@@ -132,17 +158,36 @@ class Expectation:
         else:
             self._flint = None
             self._one, self._zero = self.coefficients.one, self.coefficients.zero
-        self._tables = {id(g): self._moment_table(g) for g in self._all_gaussians()}
+        self._tables = {id(g): self._moment_table(g) for g in self._all_vectors()}
         self._memo: dict[tuple, object] = {}
         self._expr_plan = self._fast_expr_plan()
 
     # -- set-up --------------------------------------------------------------
-    def _all_gaussians(self) -> list[Gaussian]:
-        return self.distribution.gaussians + [c.sample for c in self.distribution.contexts]
+    def _all_vectors(self) -> list:
+        return self.distribution.vectors + [c.sample for c in self.distribution.contexts]
 
-    def _moment_table(self, g: Gaussian) -> MomentTable:
-        return MomentTable(g, lambda i, j: self._coefficient(g.covariance[i, j]),
-                           self._one, self._zero)
+    def _moment_table(self, g):
+        if isinstance(g, Gaussian):
+            return MomentTable(g, lambda i, j: self._coefficient(g.covariance[i, j]),
+                               self._one, self._zero)
+        if isinstance(g, Independent):
+            return IndependentTable(g, self._coefficient, self._expr_coefficient,
+                                    self._one, self._zero)
+        return GroupTable(g, self._expr_coefficient, self._one, self._zero)
+
+    def _expr_coefficient(self, expr, what: str = "a moment"):
+        """A source moment (a SymPy polynomial in the distribution's constants) in the
+        engine's coefficient algebra; NotPolynomialError names it otherwise."""
+        expr = sp.sympify(expr)
+        if expr.is_Rational:
+            return self._flint.number(expr) if self._flint is not None else \
+                self.coefficients.ring(expr)
+        try:
+            self.coefficients.check(expr, what)
+        except NotPolynomialError as exc:
+            raise NotPolynomialError(f"{exc} (the engine needs moments polynomial in the "
+                                     f"distribution's constants)") from None
+        return self._coefficient(expr)
 
     def _coefficient(self, entry):
         """A covariance entry in the engine's coefficient algebra."""
@@ -158,7 +203,7 @@ class Expectation:
 
     def _slices(self):
         out, start = [], 0
-        for g in self.distribution.gaussians:
+        for g in self.distribution.vectors:
             out.append((g, start, start + len(g.variables)))
             start += len(g.variables)
         for c in self.distribution.contexts:
@@ -191,6 +236,11 @@ class Expectation:
             names = ", ".join(sorted(s.name for s in leaked))
             raise DistributionError(
                 f"sample variables {names} appear outside a context mean in the {what}")
+        hidden = expr.free_symbols & self.distribution.hidden_symbols()
+        if hidden:
+            names = ", ".join(sorted(s.name for s in hidden))
+            raise DistributionError(f"the sources {names} of a mixture appear in the {what}; "
+                                    f"use the mixture's own variables x = A u")
         if self._n_symbols:
             needs_expand = bool(self._user_inverted & expr.free_symbols)
             expr = expr.xreplace({n: 1 / inv for n, inv in self._inverse_of.items()})
@@ -249,10 +299,10 @@ class Expectation:
             sub = random_exps[lo:hi]
             if not any(sub):
                 continue
-            if isinstance(group, Gaussian):
-                value = self._tables[id(group)].moment(sub)
-            else:
+            if isinstance(group, Context):
                 value = self._context_moment(group, sub, entry[3])
+            else:
+                value = self._tables[id(group)].moment(sub)
             if not value:
                 out = self._zero
                 break
@@ -316,10 +366,11 @@ class Expectation:
         A Gaussian variable independent of all others (a one-variable block)
         is integrated out of the whole polynomial at once:
         E_x[sum_k a_k x^k] = sum_k a_{2k} (2k-1)!! c^k, with a_k read off as
-        (d/dx)^k poly / k! at x = 0.  The remaining random variables (coupled
-        Gaussian blocks, context means) split the polynomial by their
-        exponents, variable by variable, and each part is paired with its
-        memoised moment as on the SymPy path.
+        (d/dx)^k poly / k! at x = 0; a coordinate of an independent source
+        vector likewise, E_x[sum_k a_k x^k] = sum_k a_k E[x^k].  The remaining
+        random variables (coupled Gaussian blocks, mixtures, context means)
+        split the polynomial by their exponents, variable by variable, and
+        each part is paired with its memoised moment as on the SymPy path.
         """
         fl = self._flint
         rest = []
@@ -334,6 +385,10 @@ class Expectation:
                         poly = self._integrate_single(poly, lo + k, c)
                     else:
                         rest.append(lo + k)
+            elif isinstance(group, Independent):
+                table = self._tables[id(group)]
+                for k in range(hi - lo):
+                    poly = self._integrate_moments(poly, lo + k, table, k)
             else:
                 rest.extend(range(lo, hi))
         parts: dict[tuple, object] = {}
@@ -365,6 +420,26 @@ class Expectation:
                     total = total + coeff * cpow * dfact
         return total
 
+    @staticmethod
+    def _integrate_moments(poly, i: int, table: "IndependentTable", k: int):
+        """E over coordinate k of an independent source vector (variable i) of a flint
+        polynomial: sum_j a_j E[x^j], each moment asked for only where a_j != 0 (so a
+        moment that does not exist is an error only where the polynomial needs it)."""
+        deg = poly.degrees()[i]
+        if deg == 0:
+            return poly
+        total = poly.subs({i: 0})
+        q = poly
+        for j in range(1, deg + 1):
+            q = q.derivative(i) / j
+            coeff = q.subs({i: 0})
+            if coeff.is_zero():
+                continue
+            m = table.coordinate(k, j)
+            if m is not table.zero and m != 0:
+                total = total + coeff * m
+        return total
+
     def _split(self, poly, variables, depth: int, exps: list, out: dict) -> None:
         """out[random exponents] = coefficient, splitting on ``variables`` in turn."""
         if poly.is_zero():
@@ -389,6 +464,66 @@ class Expectation:
     def __call__(self, expr) -> sp.Expr:
         """E[expr] as a SymPy expression."""
         return self.to_expr(self.expect_polynomial(self.polynomial(expr)))
+
+
+class IndependentTable:
+    """Moments of an :class:`~symicl.sources.Independent` vector in the engine's algebra:
+    E[x^alpha] = prod_i m_{alpha_i} v_i^{alpha_i / 2}, each factor memoised."""
+
+    def __init__(self, group: Independent, entry, expr, one, zero):
+        self.group, self.one, self.zero = group, one, zero
+        self._entry, self._expr = entry, expr
+        self._memo: dict[tuple[int, int], object] = {}
+        self._law: dict[int, object] = {}
+
+    def coordinate(self, i: int, k: int):
+        """E[x_i^k] in the algebra."""
+        hit = self._memo.get((i, k))
+        if hit is not None:
+            return hit
+        law = self._law.get(k)
+        if law is None:
+            m = self.group.law.moment(k)
+            law = self._law[k] = None if m == 0 else self._expr(
+                m, f"moment {k} of the {self.group.law.name} law")
+        if law is None:
+            out = self.zero
+        elif k % 2:
+            out = law * self._expr(self.group.standard_deviation(i) ** k,
+                                   f"the standard deviation of {self.group.variables[i]}")
+        else:
+            v = self.group.variances[i]
+            out = law * self._entry(v) ** (k // 2) if v != 0 else self.zero
+        self._memo[i, k] = out
+        return out
+
+    def moment(self, alpha):
+        out = self.one
+        for i, k in enumerate(alpha):
+            if k:
+                value = self.coordinate(i, k)
+                if value is self.zero or value == 0:
+                    return self.zero
+                out = out * value
+        return out
+
+
+class GroupTable:
+    """Memoised moments of any random group with ``moment(exponents)`` (a mixture), in the
+    engine's algebra."""
+
+    def __init__(self, group, expr, one, zero):
+        self.group, self.one, self.zero, self._expr = group, one, zero, expr
+        self._memo: dict[tuple, object] = {}
+
+    def moment(self, alpha):
+        alpha = tuple(int(a) for a in alpha)
+        hit = self._memo.get(alpha)
+        if hit is None:
+            m = self.group.moment(alpha)
+            hit = self.zero if m == 0 else self._expr(m, f"a moment of {self.group.name}")
+            self._memo[alpha] = hit
+        return hit
 
 
 class SumOfPieces:
@@ -430,7 +565,8 @@ def expectation(expr, distribution: Distribution | Gaussian | Context) -> sp.Exp
     """Exact E[expr] for ``expr`` polynomial in the random symbols of ``distribution``.
 
     Non-random symbols in ``expr`` are treated as constants.  ``distribution``
-    may be a single :class:`Gaussian` (Wick's theorem) or :class:`Context`.
+    may be a single random vector (a :class:`Gaussian`: Wick's theorem; a
+    source of :mod:`symicl.sources`) or a :class:`Context`.
     """
     if not isinstance(distribution, Distribution):
         distribution = Distribution(distribution)

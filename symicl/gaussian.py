@@ -144,6 +144,35 @@ class Gaussian:
     def __repr__(self) -> str:
         return f"Gaussian({self.name}, n={len(self)})"
 
+    def constant_symbols(self) -> set:
+        """Symbols of the covariance."""
+        return set(self.covariance.free_symbols)
+
+    def entries(self) -> list[sp.Expr]:
+        """The covariance entries (the engine gives non-polynomial ones a placeholder)."""
+        return list(self.covariance)
+
+    def moment(self, exponents: Sequence[int]) -> sp.Expr:
+        """E[prod_i x_i^{alpha_i}] as a SymPy expression (Wick; memoised)."""
+        table = self.__dict__.get("_table")
+        if table is None:
+            table = self._table = MomentTable(self, lambda i, j: self.covariance[i, j],
+                                              sp.Integer(1), sp.Integer(0))
+        return sp.expand(table.moment(tuple(int(e) for e in exponents)))
+
+    def draw(self, rng: np.random.Generator, lead: tuple, values=()) -> np.ndarray:
+        """Draws of shape lead + (n,) at numeric constants ``values`` (name -> number)."""
+        values = dict(values)
+        sub = self.covariance.xreplace({s: sp.Float(values[s.name])
+                                        for s in self.covariance.free_symbols
+                                        if s.name in values})
+        if sub.free_symbols:
+            names = ", ".join(sorted(s.name for s in sub.free_symbols))
+            raise DistributionError(f"the covariance of {self.name} needs values for {names}")
+        w, V = np.linalg.eigh(np.array(sub.tolist(), dtype=float))
+        L = V * np.sqrt(np.clip(w, 0.0, None))
+        return rng.standard_normal(tuple(lead) + (len(self),)) @ L.T
+
     def blocks(self) -> list[list[int]]:
         """Index sets of the connected blocks of the covariance (independent parts)."""
         n = len(self)

@@ -1,7 +1,7 @@
 """Generated per-example loss and gradient of a model, for Monte Carlo SGD.
 
 From the model's per-example loss l(theta; xi) (xi: its random symbols,
-Gaussian variables and context means) symicl differentiates symbolically,
+the vectors' variables and context means) symicl differentiates symbolically,
 
     g_i(theta; xi) = dl/dtheta_i,
 

@@ -37,6 +37,7 @@ from ..expectation import Distribution
 from ..gaussian import Gaussian
 from ..matrix_level import models as matrix_twins
 from ..model import Model
+from ..sources import input_constants, input_options, inputs as input_law
 
 __all__ = ["linear_transformer", "per_mode_model", "TASKS", "REDUCTIONS"]
 
@@ -99,7 +100,7 @@ def _weights(prefix: str, dim: int, out: int, reduction: str, diag_name: str, lo
 
 
 def linear_transformer(dim: int = 1, reduction: str = "none", tasks: str = "aligned",
-                       N=None, spectrum: Sequence | None = None) -> Model:
+                       N=None, spectrum: Sequence | None = None, inputs: str = "gaussian") -> Model:
     """The linear transformer on in-context regression, as a :class:`Model`.
 
     ``dim`` is the input dimension d; ``N`` the context length (symbolic by
@@ -126,8 +127,8 @@ def linear_transformer(dim: int = 1, reduction: str = "none", tasks: str = "alig
         w = symbols.vector("w", dim)
         task = Gaussian(w, name="w")
         label = lambda x: sp.Matrix(w).T * sp.Matrix(x)  # noqa: E731
-    context = Context(Gaussian(u, s, name="u"), N=N)
-    query = Gaussian(xq, s, name="x")
+    context = Context(input_law(inputs, u, s, name="u"), N=N)
+    query = input_law(inputs, xq, s, name="x")
 
     z = sp.Matrix.vstack(sp.Matrix(u), label(u))
     zq = sp.Matrix.vstack(sp.Matrix(xq), sp.zeros(out, 1))
@@ -142,7 +143,8 @@ def linear_transformer(dim: int = 1, reduction: str = "none", tasks: str = "alig
                                        key=lambda kv: order.index(kv[0]))}
     options = {"dim": dim, "reduction": reduction, "tasks": tasks,
                "N": "N" if N is None else str(N),
-               "spectrum": "symbolic" if spectrum is None else [str(v) for v in s]}
+               "spectrum": "symbolic" if spectrum is None else [str(v) for v in s],
+               **({} if inputs == "gaussian" else {"inputs": inputs})}
     return Model("linear-transformer", blocks, Distribution(task, query, context),
                  prediction=prediction, target=target, options=options)
 
@@ -190,7 +192,8 @@ def _constants(options: dict) -> dict:
     if len(spectrum) != dim:
         raise ModelError(f"spectrum has {len(spectrum)} eigenvalues for dimension {dim}")
     N = options.get("N") or 8
-    return {"N": N, **{f"s_{a + 1}": float(v) for a, v in enumerate(spectrum)}}
+    return {"N": N, **{f"s_{a + 1}": float(v) for a, v in enumerate(spectrum)},
+            **input_constants(options)}
 
 
 def _out(options) -> int:
@@ -258,7 +261,8 @@ def _extra_checks(ex):
     from ..verify.steps import compare, seed_stats
 
     d, opts, t = ex.options["dim"], ex.options, ex.t
-    aligned = linear_transformer(d, reduction="aligned", tasks=opts["tasks"])
+    aligned = linear_transformer(d, reduction="aligned", tasks=opts["tasks"],
+                                 inputs=opts.get("inputs", "gaussian"))
     theta0 = [ex.plan.init] * len(aligned.parameters)
     gains = _aligned_gains(aligned, d)
     flow_args = dict(t_eval=t, method="DOP853", rtol=1e-12, atol=1e-14, backend="numpy")
@@ -273,7 +277,8 @@ def _extra_checks(ex):
         return checks, series
     per_mode = per_mode_model(d)
     a_paper = _aligned_gains(per_mode, d)(
-        integrate(per_mode, theta0, float(t[-1]), ex.constants, **flow_args).theta)
+        integrate(per_mode, theta0, float(t[-1]), _own(per_mode, ex.constants),
+                  **flow_args).theta)
     sgd = ex.read(ex.sgd.theta)
     gd = ex.read(ex.gd_path)
     _, se, _ = seed_stats(sgd)
@@ -294,6 +299,12 @@ def _extra_checks(ex):
                                        f"per-mode {err_paper:.3g} (|z| {z_paper:.3g}); the "
                                        f"flows differ by up to {apart:.3g}"))
     return checks, series
+
+
+def _own(model: Model, constants: dict) -> dict:
+    """The constants of ``model`` among ``constants`` (the Gaussian per-mode model has no
+    kappa)."""
+    return {c.name: constants[c.name] for c in model.constants}
 
 
 def _aligned_gains(model: Model, d: int):
@@ -328,7 +339,8 @@ def _measures(ex) -> dict:
 
     d, t = ex.options["dim"], ex.t
     per_mode = per_mode_model(d)
-    path = integrate(per_mode, [ex.plan.init] * (2 * d), float(t[-1]), ex.constants, t_eval=t,
+    path = integrate(per_mode, [ex.plan.init] * (2 * d), float(t[-1]),
+                     _own(per_mode, ex.constants), t_eval=t,
                      method="DOP853", rtol=1e-12, atol=1e-14, backend="numpy")
     a_paper = _aligned_gains(per_mode, d)(path.theta)
     err, z, _ = compare(ex.read(ex.sgd.theta), a_paper)
@@ -357,6 +369,7 @@ def _spec():
                    role="constant"),
             Option("anisotropy", "float", None, "s_1 / s_d = k with a geometric spectrum "
                    "k^(1/2 - (a-1)/(d-1)), instead of --spectrum", low=1.0, role="numeric"),
+            *input_options(),
         ),
         defaults={"dim": 2},
         constants=_constants,

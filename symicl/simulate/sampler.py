@@ -10,7 +10,11 @@ per-example loss gets a column:
   uses is of degree 2 and N >= dim u, the sum S = sum_n u_n u_n^T is drawn
   exactly as Wishart_dim(N, C) by the Bartlett decomposition (S = L A A^T L^T,
   A lower triangular, A_ii ~ chi(N - i), N(0, 1) below the diagonal); else
-  the N samples are drawn, in chunks that bound the memory.
+  the N samples are drawn, in chunks that bound the memory;
+* a non-Gaussian vector (:mod:`symicl.sources`: independent sources, mixtures)
+  is drawn by its own ``draw`` at the numeric constants, and a context whose
+  sample is not Gaussian always draws its N tokens (the Wishart shortcut
+  holds for Gaussian samples only).
 
 The random numbers come from NumPy's generator in a few calls (one for every
 standard normal of the Gaussian groups and Bartlett factors, one per chi
@@ -30,6 +34,7 @@ import sympy as sp
 
 from ..errors import DistributionError, SymiclError
 from ..expectation import Distribution
+from ..gaussian import Gaussian
 
 __all__ = ["DataSampler"]
 
@@ -154,7 +159,17 @@ class DataSampler:
                     tab.lin.append((c, tab.value((n_z + l, L[i, l]) for l in range(L.shape[1]))))
                     covered[c] = True
             n_z += L.shape[1]
+        self._vectors = []                   # non-Gaussian vectors: (group, [(column, index)])
+        for g in distribution.vectors:
+            if isinstance(g, Gaussian):
+                continue
+            used = [(col[v], i) for i, v in enumerate(g.variables) if v in col]
+            if used:
+                self._vectors.append((g, used))
+                covered[[c for c, _ in used]] = True
+        self._constants = dict(constants)
         self._tokens_contexts = []
+        self._source_contexts = []           # non-Gaussian samples: (N, sample, atoms)
         for ctx in distribution.contexts:
             atoms = [(col[a], mono) for a, mono in ctx.atoms.items() if a in col]
             if not atoms:
@@ -166,6 +181,10 @@ class DataSampler:
             if N != int(N) or N < 1:
                 raise DistributionError(f"context length N must be a positive integer, got {N:g}")
             N = int(N)
+            if not isinstance(ctx.sample, Gaussian):
+                covered[[c for c, _ in atoms]] = True
+                self._source_contexts.append((N, ctx.sample, atoms))
+                continue
             L = _factor(_numeric(ctx.sample.covariance, by_name, ctx.sample.name),
                         ctx.sample.name)
             n = L.shape[0]
@@ -209,19 +228,28 @@ class DataSampler:
         _assemble_kernel()(Z, G, *self._tables, out)
         out = out.reshape(lead + (len(self.randoms),))
         for N, L, atoms in self._tokens_contexts:
-            self._tokens(rng, lead, N, L, atoms, out)
+            self._tokens(lead, N, L.shape[0],
+                         lambda shape, L=L: rng.standard_normal(shape + (L.shape[0],)) @ L.T,
+                         atoms, out)
+        for g, used in self._vectors:
+            x = g.draw(rng, lead, self._constants)
+            for c, i in used:
+                out[..., c] = x[..., i]
+        for N, sample, atoms in self._source_contexts:
+            self._tokens(lead, N, len(sample.variables),
+                         lambda shape, g=sample: g.draw(rng, shape, self._constants), atoms, out)
         return out
 
     @staticmethod
-    def _tokens(rng, lead, N, L, atoms, out):
-        n = L.shape[0]
+    def _tokens(lead, N, n, draw, atoms, out):
+        """Empirical means over N tokens; ``draw(shape)`` gives tokens of shape shape + (n,)."""
         size = int(np.prod(lead, dtype=np.int64)) * n
         sums = np.zeros(tuple(lead) + (len(atoms),))
         step = max(1, _CHUNK // max(size, 1))
         done = 0
         while done < N:
             m = min(step, N - done)
-            u = rng.standard_normal(tuple(lead) + (m, n)) @ L.T
+            u = draw(tuple(lead) + (m,))
             for k, (_, mono) in enumerate(atoms):
                 term = np.ones(u.shape[:-1])
                 for i, e in enumerate(mono):

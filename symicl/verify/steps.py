@@ -72,6 +72,13 @@ class Experiment:
         """The spec's hand-written simulator (``auto`` when it has one) or the generated one."""
         kind = kind or self.plan.simulator
         batch = batch or self.plan.batch
+        if not self.model.distribution.is_gaussian and self.spec.simulator is not None:
+            # hand-written simulators draw Gaussian data: never for a non-Gaussian model
+            if kind == "hand-written":
+                raise UsageError(f"the hand-written simulator of {self.spec.name} draws "
+                                 f"Gaussian data; this model's data is not Gaussian (use "
+                                 f"--simulator generated or auto)")
+            kind = "generated"
         if kind in ("auto", "hand-written") and self.spec.simulator is not None:
             return self.spec.simulator(self.model, self.options, self.constants, batch)
         if kind == "hand-written":
