@@ -27,13 +27,15 @@ origin, and the learning order of the modes with the order of those rates.
 
     python -m numerics.studies.landscape_basins [--quick] [--out DIR]
 
-writes ``summary.json`` and PNG plots (default
-numerics/studies/results/landscape_basins/).
+writes ``summary.json`` (fractions with intervals, the endpoints found, tests), ``runs.json.gz``
+(every run's endpoint: class, path pattern, loss, index, zero modes, gains), ``curves.npz``
+(the alignment curves) and PNG plots (default numerics/studies/results/landscape_basins/).
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import sys
@@ -55,12 +57,12 @@ CLASSES = ("main", "null", "mixed", "saddle", "not converged")
 
 FULL = {
     "name": "full",
-    "dims": {2: {"starts": 200, "scales": [1e-3, 1e-1, 1.0], "inits": list(INITS)},
-             3: {"starts": 40, "scales": [1e-3, 1e-1, 1.0], "inits": list(INITS)}},
+    "dims": {2: {"starts": 400, "scales": [1e-3, 1e-1, 1.0], "inits": list(INITS)},
+             3: {"starts": 100, "scales": [1e-3, 1e-1, 1.0], "inits": list(INITS)}},
     "N": 8,
     "t_chunk": 400.0, "t_max": 8000.0, "grad_tol": 1e-8,
     # SGD: per scale, eta (smaller where the start's curvature is large) and flow time
-    "sgd": {"dim": 2, "seeds": 100, "batch": 64, "seed": 20261203,
+    "sgd": {"dim": 2, "seeds": 200, "batch": 64, "seed": 20261203,
             "runs": {"0.001": {"eta": 0.01, "t": 80.0}, "0.1": {"eta": 0.01, "t": 60.0},
                      "1.0": {"eta": 0.002, "t": 20.0}}},
     "alignment": {"dim": 2, "runs": 60, "scales": [1e-3, 1e-1, 1.0], "t_end": 200.0,
@@ -257,10 +259,20 @@ def basins(setup: Setup, dcfg: dict, cfg: dict, progress) -> dict:
                 labels = [r["label"] for r in rs]
                 cell[red] = {"fractions": fractions(labels),
                              "patterns": _counts([r["paths"] for r in rs]),
+                             "mode_on_main_path": _mode_paths(rs, d),
                              "not_converged": sum(lab == "not converged" for lab in labels),
                              "runs": rs}
             out["cells"].append(cell)
     _critical_points(out)
+    return out
+
+
+def _mode_paths(rows: list, d: int) -> list:
+    """Per mode a: how many endpoints carry it on the main path, with a Wilson interval."""
+    out = []
+    for a in range(d):
+        k = sum(r["paths"][a] == "M" for r in rows)
+        out.append({"mode": a + 1, "count": k, "of": len(rows), "ci95": list(wilson(k, len(rows)))})
     return out
 
 
@@ -369,6 +381,40 @@ def growth_rates(setup: Setup) -> dict:
     return rates
 
 
+def _pair(names, d, a, path):
+    """Indices of mode a's pair on a path: (P22_aa, Q11_aa) main, (P21_aa, Q21_aa) null."""
+    if path == "M":
+        return [names.index(f"WP_{d + a}_{d + a}"), names.index(f"WQ_{a}_{a}")]
+    return [names.index(f"WP_{d + a}_{a}"), names.index(f"WQ_{d + a}_{a}")]
+
+
+def saddle_rates(setup: Setup, cfg: dict) -> list:
+    """Growth rates at the saddles where only mode 1 is learned (on the main or the null
+    path): the positive eigenvalues of the generated Jacobian there, each named by the
+    (mode, path) pair its eigenvector lies on.  Mode 2 escapes these saddles, not the
+    origin, so its rate here sets its learning time and can favour one path."""
+    k, d, c = setup.k["none"], setup.dim, setup.c
+    names = list(k.parameters)
+    out = []
+    for path in ("M", "N"):
+        theta0 = np.zeros(len(names))
+        theta0[_pair(names, d, 1, path)] = 0.3
+        theta, _, g = flow_to_rest(setup, "none", theta0, cfg)
+        theta, g = newton(k, theta, c)
+        J = k.jacobian(theta, c)
+        ev, V = np.linalg.eigh(0.5 * (J + J.T))
+        rates = []
+        for i in np.flatnonzero(ev > 1e-9):
+            v = V[:, i]
+            weight = {(a, p): float(np.sum(v[_pair(names, d, a, p)] ** 2))
+                      for a in range(1, d + 1) for p in ("M", "N")}
+            (a, p), w = max(weight.items(), key=lambda kv: kv[1])
+            rates.append({"rate": float(ev[i]), "mode": a, "path": p, "weight": w})
+        out.append({"mode_1_path": path, "loss": float(k.loss(theta, c)), "grad": g,
+                    "rates": sorted(rates, key=lambda r: -r["rate"])})
+    return out
+
+
 def alignment_phase(setup: Setup, cfg: dict, progress) -> dict:
     """mu, delta, nu and the mode gains along the flow from Gaussian starts; the decay
     rate of log(||off-diagonal|| / ||diagonal||) in the linear phase against the largest
@@ -381,7 +427,8 @@ def alignment_phase(setup: Setup, cfg: dict, progress) -> dict:
     t = np.concatenate([[0.0], np.geomspace(1e-2, acfg["t_end"], acfg["points"] - 1)])
     out = {"t": t.tolist(), "growth_rates": [{k2: v for k2, v in r.items() if k2 != "basis"}
                                              for r in rates],
-           "predicted_order": predicted_order, "scales": {}}
+           "predicted_order": predicted_order, "scales": {},
+           "saddles_mode_1_learned": saddle_rates(setup, cfg)}
     scales_all = cfg["dims"][d]["scales"]
     for scale in acfg["scales"]:
         si = scales_all.index(scale)
@@ -608,6 +655,30 @@ def headline(summary: dict) -> dict:
             "null_zero_runs": len(nz),
             "not_converged": sum(r["label"] == "not converged" for r in every + nz),
         }
+    sg = summary.get("sgd")
+    if sg:
+        out["sgd_vs_flow"] = {
+            scale: {"p_value_disjoint_starts": (v["vs_flow_disjoint_starts"] or {}).get("p_value"),
+                    "same_class_as_flow_from_same_start": v["same_class_as_flow_from_same_start"],
+                    "sgd_fractions": {k: v["fractions"][k]["fraction"]
+                                      for k in ("main", "null", "mixed")},
+                    "diverged": v["diverged"]}
+            for scale, v in sg["scales"].items()}
+    al = summary.get("alignment")
+    if al:
+        rows = {}
+        for scale, v in al["scales"].items():
+            r = np.array([[np.nan if x is None else x for x in row]
+                          for row in v["half_time_over_linear_prediction"]], dtype=float)
+            ok = np.all(np.isfinite(r), axis=1)
+            rows[scale] = {"median_half_time_over_linear_prediction":
+                           (np.median(r[ok], axis=0).tolist() if np.any(ok) else None),
+                           "order_as_predicted": v["order_as_predicted"],
+                           "median_off_diagonal_decay_rate":
+                           v["decay_rate_off_diagonal"]["median"]}
+        out["alignment"] = {"growth_rates_origin": [g["rate"] for g in al["growth_rates"]],
+                            "saddles_mode_1_learned": al["saddles_mode_1_learned"],
+                            "scales": rows}
     return out
 
 
@@ -624,6 +695,19 @@ def _curves(summary: dict) -> dict:
             b = band(arr)
             v[f"{key}_band"] = {k: np.asarray(b[k]).tolist() for k in ("mean", "se", "min", "max")}
     return curves
+
+
+def _runs(summary: dict) -> dict:
+    """Move every run's record out of the summary (into runs.json.gz), keyed by
+    "d/init/scale/reduction" for the flow and "sgd/scale" for SGD."""
+    runs = {}
+    for dm, b in summary["basins"].items():
+        for c in b["cells"]:
+            for red in ("none", "null-zero"):
+                runs[f"{dm}/{c['init']}/{c['scale']!r}/{red}"] = c[red].pop("runs")
+    for scale, v in summary.get("sgd", {}).get("scales", {}).items():
+        runs[f"sgd/{scale}"] = v.pop("runs")
+    return runs
 
 
 def _json_default(x):
@@ -658,6 +742,9 @@ def main(argv=None) -> int:
     summary["plots"] = files
     curves = _curves(summary)
     np.savez_compressed(out / "curves.npz", **curves)
+    runs = _runs(summary)
+    with gzip.GzipFile(out / "runs.json.gz", "wb", mtime=0) as fh:
+        fh.write((json.dumps(runs, default=_json_default, allow_nan=False) + "\n").encode())
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default,
                                                  allow_nan=False) + "\n")
     print(json.dumps(summary["headline"], indent=1))

@@ -5,7 +5,7 @@ learned map (``learned_map``: the main path first, e.g. ("P22", "Q11") for the
 linear transformer, then the null paths, ("P21", "Q21")), the *active* blocks
 are the blocks of those products; the *aligned* part of the weights is the
 diagonal (entries i = j) of the main path's blocks.  With ||.|| the Frobenius
-norm over the active blocks B and diag(B) the entries i = j of a block:
+norm over the active blocks B and diag(B) the entries i = j of a block::
 
     misalignment  mu    = || theta - aligned part || / || theta ||
                         = sqrt(sum_B ||B||^2 - sum_{B main} ||diag B||^2) / sqrt(sum_B ||B||^2),
