@@ -425,6 +425,8 @@ def alignment_phase(setup: Setup, cfg: dict, progress) -> dict:
     r_by_mode = {r["mode"]: r for r in rates}
     predicted_order = [r["mode"] for r in rates]
     t = np.concatenate([[0.0], np.geomspace(1e-2, acfg["t_end"], acfg["points"] - 1)])
+    J0 = k.jacobian(np.zeros(len(k.parameters)), c)
+    lam0, V0 = np.linalg.eigh(0.5 * (J0 + J0.T))
     out = {"t": t.tolist(), "growth_rates": [{k2: v for k2, v in r.items() if k2 != "basis"}
                                              for r in rates],
            "predicted_order": predicted_order, "scales": {},
@@ -433,6 +435,7 @@ def alignment_phase(setup: Setup, cfg: dict, progress) -> dict:
     for scale in acfg["scales"]:
         si = scales_all.index(scale)
         mu, delta, nu, gains, decay, halves, ratio, order_ok = [], [], [], [], [], [], [], []
+        align_t, align_lin = [], []
         for i in range(acfg["runs"]):
             W0 = start("gaussian", scale, setup.D, start_rng(d, "gaussian", si, i))
             theta0 = setup.pack["none"].pack(W0)
@@ -448,6 +451,13 @@ def alignment_phase(setup: Setup, cfg: dict, progress) -> dict:
                  + np.diagonal(P[:, d:, :d] @ Q[:, d:, :d], axis1=1, axis2=2))
             gains.append(g)
             decay.append(_decay_rate(t, al, tr.loss))
+            # the linearised flow at the origin from the same start, theta(t) = e^{J0 t} theta0
+            # (up to where e^{r t} stays far below overflow)
+            tl = t[t * lam0.max() < 200.0]
+            lin = (V0 * np.exp(np.outer(tl, lam0))[:, None, :]) @ (V0.T @ theta0)
+            half = al.off_diagonal[0] / 2
+            align_t.append(_crossing(t, al.off_diagonal, half))
+            align_lin.append(_crossing(tl, alignment(model, lin).off_diagonal, half))
             th = [_half_time(t, g[:, a]) for a in range(d)]
             halves.append(th)
             # the linear prediction: mode a escapes at (1/r_a) log(c_a / eps_a), eps_a and
@@ -473,12 +483,35 @@ def alignment_phase(setup: Setup, cfg: dict, progress) -> dict:
             "decay_rate_off_diagonal": {"per_run": decay,
                                         "median": float(np.median(dec)) if dec else None,
                                         "largest_growth_rate": rates[0]["rate"]},
+            "alignment_time": {
+                "definition": "first t with off-diagonal share delta(t) <= delta(0) / 2, on "
+                              "the flow and on its linearisation at the origin from the "
+                              "same start",
+                "flow": align_t, "linearised": align_lin,
+                "median_ratio": _median_ratio(align_t, align_lin)},
             "half_times": halves,
             "half_time_over_linear_prediction": ratio,
             "order_as_predicted": {"count": n_ok, "of": n_order,
                                    "ci95": list(wilson(n_ok, n_order))},
         }
     return out
+
+
+def _crossing(t, y, level):
+    """First time y(t) falls to ``level`` (linear interpolation); None if it never does."""
+    y = np.asarray(y, dtype=float)
+    below = np.flatnonzero(y <= level)
+    if not below.size:
+        return None
+    j = below[0]
+    if j == 0:
+        return float(t[0])
+    return float(t[j - 1] + (t[j] - t[j - 1]) * (y[j - 1] - level) / (y[j - 1] - y[j]))
+
+
+def _median_ratio(a, b):
+    r = [x / y for x, y in zip(a, b) if x is not None and y]
+    return float(np.median(r)) if r else None
 
 
 def _half_time(t, a):
@@ -596,6 +629,9 @@ def plots(summary: dict, out: Path) -> list[str]:
                 ax.scatter([e["index"] for e in pts], [e["loss"] for e in pts],
                            s=[12 + 4 * math.sqrt(e["count"]) for e in pts], color=colour,
                            label=cls, alpha=0.8)
+        top = max([e["index"] for e in cps] + [1])
+        ax.set_xticks(range(top + 1))
+        ax.set_xlim(-0.5, top + 0.5)
         ax.set_xlabel("Hessian index (negative eigenvalues)")
         ax.set_ylabel("loss at the endpoint")
         ax.set_title(f"endpoints reached, d = {dm}")
@@ -675,7 +711,11 @@ def headline(summary: dict) -> dict:
                            (np.median(r[ok], axis=0).tolist() if np.any(ok) else None),
                            "order_as_predicted": v["order_as_predicted"],
                            "median_off_diagonal_decay_rate":
-                           v["decay_rate_off_diagonal"]["median"]}
+                           v["decay_rate_off_diagonal"]["median"],
+                           "median_alignment_time_over_linearised":
+                           v["alignment_time"]["median_ratio"],
+                           "median_alignment_time":
+                           _median([x for x in v["alignment_time"]["flow"] if x is not None])}
         out["alignment"] = {"growth_rates_origin": [g["rate"] for g in al["growth_rates"]],
                             "saddles_mode_1_learned": al["saddles_mode_1_learned"],
                             "scales": rows}
@@ -708,6 +748,10 @@ def _runs(summary: dict) -> dict:
     for scale, v in summary.get("sgd", {}).get("scales", {}).items():
         runs[f"sgd/{scale}"] = v.pop("runs")
     return runs
+
+
+def _median(xs):
+    return float(np.median(xs)) if xs else None
 
 
 def _json_default(x):
