@@ -48,7 +48,8 @@ class Config:
     the fixed points are not computed; ``logistic``: decoupled modes
     (p, q, options) whose closed forms are derived; ``riccati``: the Riccati
     form of a two-layer linear network; ``relaxation``: linearise at the
-    example's stable point too.
+    example's stable point too; ``symmetry_variants``: (label, options) of the same model
+    whose symmetry algebras are tabulated beside this one's.
     """
 
     folder: str
@@ -63,12 +64,25 @@ class Config:
     logistic: tuple = ()
     riccati: bool = False
     relaxation: bool = True
+    symmetry_variants: tuple = ()
 
     def build(self) -> Model:
         return build(self.model, **self.options)
 
 
 _EXAMPLE_2 = {"N": 8, "s_1": 2, "s_2": sp.Rational(1, 2)}
+_S = sp.Symbol("s", positive=True)
+
+
+def _variants(dim: int) -> tuple:
+    """The full transformer's spectra (symbolic anisotropic; isotropic s_a = s) and tasks."""
+    spectra = (("anisotropic", None),) if dim == 1 else (("anisotropic", None),
+                                                         ("isotropic s_a = s", [_S] * dim))
+    return tuple((f"{name} spectrum, {tasks} tasks", {"dim": dim, "tasks": tasks,
+                                                       **({"spectrum": sp_} if sp_ else {})})
+                 for name, sp_ in spectra for tasks in ("aligned", "isotropic"))
+
+
 _OFF_DIAGONAL = {"W1_1_2": 0, "W1_2_1": 0, "W2_1_2": 0, "W2_2_1": 0}
 
 CONFIGS = [
@@ -98,11 +112,13 @@ CONFIGS = [
            "The null-zero reduction (P21 = Q21 = 0, inert blocks dropped) at d = 2.",
            matrix={"reduction": "null-zero", "tasks": "aligned"}, example=_EXAMPLE_2),
     Config("linear_transformer_full_d1", "linear-transformer", {"dim": 1},
-           "The full model, all eight blocks, d = 1.", example={"N": 8, "s_1": 2}),
+           "The full model, all eight blocks, d = 1.", example={"N": 8, "s_1": 2},
+           symmetry_variants=_variants(1)),
     Config("linear_transformer_full_d2", "linear-transformer", {"dim": 2},
            "The full model, all eight blocks, d = 2.",
-           skip_fixed_points="24 active parameters are beyond the polynomial-system method "
-                             "(max_variables = 10); see the aligned and null-zero reductions"),
+           skip_fixed_points="16 active parameters are beyond the polynomial-system method "
+                             "(max_variables = 10); see the aligned and null-zero reductions",
+           symmetry_variants=_variants(2)),
     Config("deep_linear", "deep-linear", {"n_in": 2, "n_hidden": 2, "n_out": 2},
            "Two-layer linear network 2-2-2 with a symbolic teacher T.",
            matrix={}, symbolic_rates=False,
@@ -120,7 +136,10 @@ def render(folder: str) -> dict[str, str]:
     config = next(c for c in CONFIGS if c.folder == folder)
     model = config.build()
     data = derivation(model)
-    parts = [sections.conserved(model)]
+    parts = [sections.conserved(model),
+             sections.symmetry_section(model, tuple(
+                 (label, build(config.model, **options))
+                 for label, options in config.symmetry_variants))]
     if model.options.get("reduction") == "aligned" and model.options.get("tasks") == "aligned":
         parts.append(sections.per_mode_difference(model))
     example = fixed_points(model, config.example) if config.example is not None else None

@@ -18,6 +18,7 @@ import sympy as sp
 from .analysis.closed_forms import logistic_mode
 from .analysis.conservation import conservation_laws
 from .analysis.fixed_points import FixedPoints, fixed_points, learned_map
+from .analysis.symmetries import Symmetry, lie_algebra, noether, symmetries
 from .analysis.timescales import timescales
 from .export.names import latex
 from .model import Model
@@ -30,6 +31,7 @@ __all__ = [
     "fixed_point_section",
     "logistic_section",
     "per_mode_difference",
+    "symmetry_section",
     "timescale_section",
 ]
 
@@ -83,6 +85,89 @@ def conserved(model: Model) -> Section:
         sec.md += ["", "Inert parameters (zero gradient, trivially conserved): "
                    + ", ".join(f"`{p.name}`" for p in laws.inert) + "."]
     sec.md.append("")
+    return sec
+
+
+# -- symmetries ----------------------------------------------------------------------------------
+
+def _field_tex(sym: Symmetry, syms) -> str:
+    return ", \\; ".join(f"\\delta {latex(p, syms)} = {latex(e, syms)}"
+                          for p, e in zip(sym.parameters, sym.field) if e != 0)
+
+
+def _symmetry_summary(model: Model) -> dict:
+    """Generators, algebra and Noether pairs of one model, JSON-ready."""
+    found = symmetries(model)
+    alg = lie_algebra(found)
+    pairs = noether(model, found)
+    return {"algebra": alg.to_dict(),
+            "generators": [s.description for s in found],
+            "noether": [p.to_dict() for p in pairs]}
+
+
+def symmetry_section(model: Model, variants: tuple = ()) -> Section:
+    """The linear symmetries A of L (grad L . A theta = 0, certified), the Lie algebra they
+    span, and the Noether pairing of its symmetric part with the conserved quadratics;
+    ``variants``: (label, model) pairs whose algebras are tabulated too (other spectra,
+    tasks).  The generators themselves are the contract's ``symmetries`` key."""
+    syms = model.parameters + model.constants
+    found = symmetries(model)
+    alg = lie_algebra(found)
+    pairs = noether(model, found)
+    sec = Section({"symmetry_algebra": alg.to_dict(),
+                   "noether": [p.to_dict() for p in pairs]})
+    sec.md += ["## Symmetries", "",
+               "Every linear vector field A theta with grad L . A theta = 0 identically "
+               "(a linear system in the entries of A over the rational functions of the "
+               "constants; each generator certified by exact expansion), in a canonical "
+               "echelon basis; inert parameters, which any field may move, are left out. "
+               "Under gradient flow d/dt (theta^T S theta) = -2 (S theta) . grad L, so a "
+               "quadratic form is conserved exactly when its symmetric matrix S is a "
+               "symmetry: the conserved quadratics are the symmetric part of the algebra. "
+               "Antisymmetric generators (rotations) conserve nothing under gradient flow; "
+               "every generator gives a zero mode A theta* of the Hessian at each critical "
+               "point theta*.", ""]
+    if not found:
+        sec.md += ["No continuous linear symmetry.", ""]
+        sec.tex.append("% no continuous linear symmetry")
+    for k, sym in enumerate(found, start=1):
+        sec.md.append(f"{k}. {sym.description}: $ {_field_tex(sym, syms)} $")
+    if found:
+        sec.tex.append(_align("generators of the linear symmetries (delta theta = A theta)", [
+            f"&A_{{{k}}}: && {_field_tex(sym, syms)}" for k, sym in enumerate(found, start=1)]))
+        sec.md += ["", f"Lie algebra: {alg.name}; dimension {alg.dimension}, centre of "
+                   f"dimension {alg.center_dimension}, [g, g] of dimension "
+                   f"{alg.derived_dimension}; symmetric part {alg.symmetric_dimension}, "
+                   f"antisymmetric part {alg.antisymmetric_dimension}."]
+        if alg.structure:
+            gens = [sp.Symbol(f"A_{m + 1}") for m in range(alg.dimension)]
+            sec.md += ["", "Brackets (non-zero, in the basis above): " + "; ".join(
+                f"$[A_{{{i + 1}}}, A_{{{j + 1}}}] = "
+                f"{sp.latex(sum(c * g for c, g in zip(cs, gens)), order='lex')}$"
+                for (i, j), cs in sorted(alg.structure.items()))]
+        sec.md.append("")
+    if pairs:
+        sec.md += ["Noether pairs (conserved quadratic = symmetric generator, its coordinates "
+                   "in the basis above):", ""]
+        for pair in pairs:
+            coords = ", ".join(latex(c) for c in pair.coordinates)
+            sec.md.append(f"- $h = {latex(pair.law, syms)}$ <-> $({coords})$")
+        sec.md.append("")
+    if variants:
+        rows = []
+        data = {}
+        for label, other in variants:
+            summary = _symmetry_summary(other)
+            data[label] = summary
+            a = summary["algebra"]
+            rows.append(f"| {label} | {a['dimension']} | {a['name']} | "
+                        f"{'; '.join(summary['generators']) or '-'} | "
+                        f"{len(summary['noether'])} |")
+        sec.data["symmetry_variants"] = data
+        sec.md += ["The same search for other spectra and tasks of this model (an isotropic "
+                   "spectrum s_a = s; scalar tasks y = w^T x):", "",
+                   "| variant | dim | algebra | generators | conserved quadratics |",
+                   "|---|---|---|---|---|", *rows, ""]
     return sec
 
 
