@@ -49,7 +49,8 @@ class Config:
     (p, q, options) whose closed forms are derived; ``riccati``: the Riccati
     form of a two-layer linear network; ``relaxation``: linearise at the
     example's stable point too; ``symmetry_variants``: (label, options) of the same model
-    whose symmetry algebras are tabulated beside this one's.
+    whose symmetry algebras are tabulated beside this one's; ``census``: a committed
+    critical-point census in ``symicl/data`` (read and re-verified at 50 digits).
     """
 
     folder: str
@@ -65,6 +66,7 @@ class Config:
     riccati: bool = False
     relaxation: bool = True
     symmetry_variants: tuple = ()
+    census: str | None = None
 
     def build(self) -> Model:
         return build(self.model, **self.options)
@@ -117,8 +119,10 @@ CONFIGS = [
     Config("linear_transformer_full_d2", "linear-transformer", {"dim": 2},
            "The full model, all eight blocks, d = 2.",
            skip_fixed_points="16 active parameters are beyond the polynomial-system method "
-                             "(max_variables = 10); see the aligned and null-zero reductions",
-           symmetry_variants=_variants(2)),
+                             "(max_variables = 10); see the aligned and null-zero reductions "
+                             "and the numerical census below",
+           symmetry_variants=_variants(2),
+           census="critical_points/linear_transformer_full_d2.json"),
     Config("deep_linear", "deep-linear", {"n_in": 2, "n_hidden": 2, "n_out": 2},
            "Two-layer linear network 2-2-2 with a symbolic teacher T.",
            matrix={}, symbolic_rates=False,
@@ -147,6 +151,9 @@ def render(folder: str) -> dict[str, str]:
                                               config.skip_fixed_points))
     parts.append(sections.timescale_section(model, config.symbolic_rates, example,
                                             config.relaxation))
+    if config.census is not None:
+        parts.append(sections.census_section(model, _census_data(config.census),
+                                             f"symicl/data/{config.census}"))
     if config.logistic:
         parts.append(sections.logistic_section(model, list(config.logistic)))
     if config.riccati:
@@ -166,6 +173,13 @@ def render(folder: str) -> dict[str, str]:
         "equations.tex": to_latex(model) + "\n".join(tex) + "\n",
         "README.md": head + "\n" + "\n".join(md).rstrip("\n") + "\n",
     }
+
+
+def _census_data(name: str) -> dict:
+    """A committed census file of ``symicl/data`` (written by its numerical study)."""
+    from importlib.resources import files
+
+    return json.loads(files("symicl").joinpath("data", *name.split("/")).read_text("utf-8"))
 
 
 def _matrix_section(config: Config) -> sections.Section:

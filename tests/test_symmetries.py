@@ -149,3 +149,62 @@ def test_json_contract_lists_the_generators(monkeypatch):
     data = derivation(m)
     assert data["symmetries"] is None
     assert "more than the limit 10" in data["symmetries_skipped"]
+
+
+# -- the committed critical-point census of the full d = 2 transformer ------------------------------
+
+def census_data():
+    from importlib.resources import files
+
+    path = files("symicl").joinpath("data", "critical_points", "linear_transformer_full_d2.json")
+    return json.loads(path.read_text("utf-8"))
+
+
+@pytest.fixture(scope="module")
+def anisotropic_census():
+    from symicl.analysis.critical_points import PrecisionSystem
+
+    case = census_data()["cases"]["anisotropic"]
+    model = build("linear-transformer", dim=2)
+    return model, PrecisionSystem(model, case["constants"]), case
+
+
+def test_census_points_pass_the_residual_bound_and_their_classification_at_50_digits(
+        anisotropic_census):
+    import mpmath as mp
+
+    from symicl.analysis.critical_points import classify
+
+    model, system, case = anisotropic_census
+    classes = case["classes"]
+    minima = [c for c in classes if c["index"] == 0]
+    picks = [minima[0], next(c for c in minima if "spurious" in c["kind"]),
+             next(c for c in classes if c["index"] >= 2)]
+    found = symmetries(model)
+    for c in picks:
+        cl = classify(system, [c["point"][p.name] for p in system.active], dps=50)
+        assert cl.residual < mp.mpf("1e-30")
+        assert (cl.index, cl.zero_modes) == (c["index"], c["zero_modes"])
+        with mp.workdps(50):
+            assert abs(cl.loss - mp.mpf(c["loss"])) < mp.mpf("1e-20")
+            # every symmetry direction A theta* is a zero mode of the Hessian there
+            x = [mp.mpf(c["point"][p.name]) for p in system.active]
+            H = system.hessian(x)
+            values = dict(zip(system.active, x))
+            for sym in found:
+                v = mp.matrix([sp.sympify(sym.field[model.parameters.index(p)]).xreplace(values)
+                               for p in system.active])
+                assert mp.norm(H * v) < mp.mpf("1e-30") * (1 + mp.norm(v))
+
+
+def test_census_global_minimum_is_the_aligned_stable_point(anisotropic_census):
+    from symicl.analysis.fixed_points import fixed_points
+
+    _, _, case = anisotropic_census
+    aligned = build("linear-transformer", dim=2, reduction="aligned")
+    constants = {"N": 8, "s_1": 2, "s_2": sp.Rational(1, 2)}
+    stable = fixed_points(aligned, constants).stable()[0]
+    subs = {aligned.symbol(k): v for k, v in constants.items()}
+    exact = sp.nsimplify(aligned.expected_loss().xreplace(subs).xreplace(stable.values))
+    best = min(sp.Float(c["loss"], 25) for c in case["classes"] if c["index"] == 0)
+    assert abs(best - exact) < 1e-20
