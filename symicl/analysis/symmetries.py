@@ -52,7 +52,7 @@ from sympy.polys.matrices import DomainMatrix
 from ..errors import ModelError
 from ..model import Model
 from .conservation import (_certify, _coefficient_expr, _FlowRing, _numeric_support,
-                           _ring_basis, _system, conservation_laws)
+                           _ring_basis, conservation_laws)
 
 __all__ = ["Symmetry", "LieAlgebra", "NoetherPair", "GaugeFixed", "MAX_UNKNOWNS",
            "symmetries", "lie_algebra", "noether", "orbit_directions", "gauge_fix"]
@@ -156,11 +156,11 @@ def symmetries(model: Model, max_unknowns: int | None = None) -> list[Symmetry]:
     gens = fr.ring.ring.gens
     pos = {p: k for k, p in enumerate(params)}
     columns = [(pos[p], j) for p in active for j in range(len(params))]
-    polys = [fr.flow[params[i]] * gens[fr.p_idx[j]] for i, j in columns]
-    entries = _system(fr, None, polys)
+    entries = _shifted_system(fr, columns)
     support = sorted(_numeric_support(entries, len(columns), len(fr.c_idx)))
     if not support:
         return []
+    polys = {j: fr.flow[params[columns[j][0]]] * gens[fr.p_idx[columns[j][1]]] for j in support}
     out = []
     for vec in _ring_basis(fr, entries, support):
         if all(not v for v in vec):
@@ -176,6 +176,23 @@ def symmetries(model: Model, max_unknowns: int | None = None) -> list[Symmetry]:
                 f"({len(support)} entries of A, {sum(1 for v in vec if v)} non-zero)")
         out.append(Symmetry(A, fld, _describe(A, params), cert, tuple(params)))
     return out
+
+
+def _shifted_system(fr: _FlowRing, columns) -> list:
+    """The rows of :func:`~symicl.analysis.conservation._system` for the columns
+    F_i theta_j, built from one split of each F_i (column (i, j) is F_i's terms with the
+    theta-exponent of j raised by one) instead of P^2 polynomial products."""
+    split = {}
+    for i, _ in columns:
+        if i not in split:
+            split[i] = fr.split(fr.flow[fr.params[i]])
+    cells: dict = {}
+    for col, (i, j) in enumerate(columns):
+        for mono, inner in split[i].items():
+            key = mono[:j] + (mono[j] + 1,) + mono[j + 1:]
+            row = cells.setdefault(key, {})
+            row[col] = inner
+    return [cells[m] for m in sorted(cells)]
 
 
 # -- the Lie algebra ------------------------------------------------------------------------------
