@@ -208,3 +208,16 @@ def test_census_global_minimum_is_the_aligned_stable_point(anisotropic_census):
     exact = sp.nsimplify(aligned.expected_loss().xreplace(subs).xreplace(stable.values))
     best = min(sp.Float(c["loss"], 25) for c in case["classes"] if c["index"] == 0)
     assert abs(best - exact) < 1e-20
+
+
+def test_gauge_fix_names_a_bad_choice():
+    from symicl.errors import ModelError
+
+    m = build("deep-linear", n_in=2, n_hidden=2, n_out=2)
+    with pytest.raises(ModelError, match="orbits have dimension 4: fix 4 parameters, not 1"):
+        gauge_fix(m, fix=["W1_1_1"])
+    with pytest.raises(ModelError, match="degenerate"):
+        gauge_fix(m, fix=["W1_1_1", "W1_1_2", "W1_2_1", "W1_2_2"], values=[1, 1, 1, 1])
+    t = build("linear-transformer", dim=1)
+    with pytest.raises(ModelError, match="WP_1_1: not an active parameter"):
+        gauge_fix(t, fix=["WP_1_1"])
