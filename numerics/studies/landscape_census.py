@@ -339,7 +339,7 @@ def _learned_summary(K: np.ndarray, active, x) -> dict:
     vals = {p.name: float(v) for p, v in zip(active, x)}
     P22 = np.array([[vals[f"WP_{d + i + 1}_{d + j + 1}"] for j in range(d)] for i in range(d)])
     Q11 = np.array([[vals[f"WQ_{i + 1}_{j + 1}"] for j in range(d)] for i in range(d)])
-    out["P22*Q11"] = [[f"{v:.6f}" for v in row] for row in (P22 @ Q11) + 0.0]
+    out["P22*Q11"] = [[f"{round(v, 6) + 0.0:.6f}" for v in row] for row in P22 @ Q11]
     null = sum(v ** 2 for k, v in vals.items()
                if (k.startswith("WP") and int(k.split("_")[2]) <= d)
                or (k.startswith("WQ") and int(k.split("_")[1]) > d))
