@@ -251,6 +251,12 @@ def census_section(model: Model, data: dict, source: str) -> Section:
                           f"{c['zero_modes']} / {c['orbit_dimension']} | {lm['Sxx']} | "
                           f"{lm['Sxy']} | {lm['Syy']} | {lm['null_share']} | "
                           f"{c['hits']['gradient']}, {c['hits']['reduced']} |")
+        best = [c for c in minima if "global" in c["kind"]]
+        if len(best) > 1:
+            sec.md += ["", f"{len(best)} classes share the lowest loss found; they are distinct "
+                       "critical points, not related by any symmetry of L above (their learned "
+                       "maps differ, as functions of the context), though they reach the same "
+                       "loss."]
         sec.md.append("")
         sec.tex.append(f"% critical-point census, {case} spectrum ({consts}): "
                        f"{len(classes)} classes; losses of the index-0 classes: "
