@@ -255,8 +255,8 @@ def census_section(model: Model, data: dict, source: str) -> Section:
         if len(best) > 1:
             sec.md += ["", f"{len(best)} classes share the lowest loss found; they are distinct "
                        "critical points, not related by any symmetry of L above (their learned "
-                       "maps differ, as functions of the context), though they reach the same "
-                       "loss."]
+                       "maps differ as tensors on the context moments), though they reach the "
+                       "same loss."]
         sec.md.append("")
         sec.tex.append(f"% critical-point census, {case} spectrum ({consts}): "
                        f"{len(classes)} classes; losses of the index-0 classes: "
