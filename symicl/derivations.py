@@ -48,7 +48,9 @@ class Config:
     the fixed points are not computed; ``logistic``: decoupled modes
     (p, q, options) whose closed forms are derived; ``riccati``: the Riccati
     form of a two-layer linear network; ``relaxation``: linearise at the
-    example's stable point too.
+    example's stable point too; ``symmetry_variants``: (label, options) of the same model
+    whose symmetry algebras are tabulated beside this one's; ``census``: a committed
+    critical-point census in ``symicl/data`` (read and re-verified at 50 digits).
     """
 
     folder: str
@@ -63,12 +65,26 @@ class Config:
     logistic: tuple = ()
     riccati: bool = False
     relaxation: bool = True
+    symmetry_variants: tuple = ()
+    census: str | None = None
 
     def build(self) -> Model:
         return build(self.model, **self.options)
 
 
 _EXAMPLE_2 = {"N": 8, "s_1": 2, "s_2": sp.Rational(1, 2)}
+_S = sp.Symbol("s", positive=True)
+
+
+def _variants(dim: int) -> tuple:
+    """The full transformer's spectra (symbolic anisotropic; isotropic s_a = s) and tasks."""
+    spectra = (("anisotropic", None),) if dim == 1 else (("anisotropic", None),
+                                                         ("isotropic s_a = s", [_S] * dim))
+    return tuple((f"{name} spectrum, {tasks} tasks", {"dim": dim, "tasks": tasks,
+                                                       **({"spectrum": sp_} if sp_ else {})})
+                 for name, sp_ in spectra for tasks in ("aligned", "isotropic"))
+
+
 _OFF_DIAGONAL = {"W1_1_2": 0, "W1_2_1": 0, "W2_1_2": 0, "W2_2_1": 0}
 
 CONFIGS = [
@@ -98,11 +114,15 @@ CONFIGS = [
            "The null-zero reduction (P21 = Q21 = 0, inert blocks dropped) at d = 2.",
            matrix={"reduction": "null-zero", "tasks": "aligned"}, example=_EXAMPLE_2),
     Config("linear_transformer_full_d1", "linear-transformer", {"dim": 1},
-           "The full model, all eight blocks, d = 1.", example={"N": 8, "s_1": 2}),
+           "The full model, all eight blocks, d = 1.", example={"N": 8, "s_1": 2},
+           symmetry_variants=_variants(1)),
     Config("linear_transformer_full_d2", "linear-transformer", {"dim": 2},
            "The full model, all eight blocks, d = 2.",
-           skip_fixed_points="24 active parameters are beyond the polynomial-system method "
-                             "(max_variables = 10); see the aligned and null-zero reductions"),
+           skip_fixed_points="16 active parameters are beyond the polynomial-system method "
+                             "(max_variables = 10); see the aligned and null-zero reductions "
+                             "and the numerical census below",
+           symmetry_variants=_variants(2),
+           census="critical_points/linear_transformer_full_d2.json"),
     Config("deep_linear", "deep-linear", {"n_in": 2, "n_hidden": 2, "n_out": 2},
            "Two-layer linear network 2-2-2 with a symbolic teacher T.",
            matrix={}, symbolic_rates=False,
@@ -134,7 +154,10 @@ def render(folder: str) -> dict[str, str]:
     config = next(c for c in CONFIGS if c.folder == folder)
     model = config.build()
     data = derivation(model)
-    parts = [sections.conserved(model)]
+    parts = [sections.conserved(model),
+             sections.symmetry_section(model, tuple(
+                 (label, build(config.model, **options))
+                 for label, options in config.symmetry_variants))]
     if model.options.get("reduction") == "aligned" and model.options.get("tasks") == "aligned" \
             and "inputs" not in model.options:   # the per-mode model has Gaussian inputs
         parts.append(sections.per_mode_difference(model))
@@ -143,6 +166,9 @@ def render(folder: str) -> dict[str, str]:
                                               config.skip_fixed_points))
     parts.append(sections.timescale_section(model, config.symbolic_rates, example,
                                             config.relaxation))
+    if config.census is not None:
+        parts.append(sections.census_section(model, _census_data(config.census),
+                                             f"symicl/data/{config.census}"))
     if config.logistic:
         parts.append(sections.logistic_section(model, list(config.logistic)))
     if config.riccati:
@@ -162,6 +188,13 @@ def render(folder: str) -> dict[str, str]:
         "equations.tex": to_latex(model) + "\n".join(tex) + "\n",
         "README.md": head + "\n" + "\n".join(md).rstrip("\n") + "\n",
     }
+
+
+def _census_data(name: str) -> dict:
+    """A committed census file of ``symicl/data`` (written by its numerical study)."""
+    from importlib.resources import files
+
+    return json.loads(files("symicl").joinpath("data", *name.split("/")).read_text("utf-8"))
 
 
 def _matrix_section(config: Config) -> sections.Section:

@@ -3,8 +3,14 @@
 One JSON object with keys ``model``, ``options``, ``parameters`` (symbol
 names, in order), ``constants`` (symbol names), ``loss`` (an expression
 string in those names) and ``flow`` (parameter name -> expression string of
-d theta / dt = -dL/dtheta).  :func:`symicl.export.load_json` reads it back
-as SymPy objects with symicl's own symbols (plain ``sympy.sympify`` reads
+d theta / dt = -dL/dtheta), and ``symmetries``: the generators A of the
+linear symmetries of L (grad L . A theta == 0, each certified exactly; see
+:mod:`symicl.analysis.symmetries`), each as ``matrix`` (P x P nested lists
+of expression strings, parameters in order), ``field`` (parameter name ->
+(A theta)_i, its non-zero components) and a ``description``; for a model
+beyond the search's size limit ``symmetries`` is null and
+``symmetries_skipped`` says why.  :func:`symicl.export.load_json` reads it
+back as SymPy objects with symicl's own symbols (plain ``sympy.sympify`` reads
 ``N`` as SymPy's ``N()`` function and drops the symbols' assumptions).
 """
 
@@ -26,7 +32,20 @@ def derivation(model: Model) -> dict:
         "constants": [c.name for c in model.constants],
         "loss": str(model.expected_loss()),
         "flow": {p.name: str(e) for p, e in model.flow().items()},
+        **_symmetries(model),
     }
+
+
+def _symmetries(model: Model) -> dict:
+    """The ``symmetries`` key (or null and ``symmetries_skipped`` beyond the size limit)."""
+    from ..analysis.symmetries import symmetries
+    from ..errors import ModelError
+
+    try:
+        found = symmetries(model)
+    except ModelError as exc:
+        return {"symmetries": None, "symmetries_skipped": str(exc)}
+    return {"symmetries": [s.to_dict() for s in found]}
 
 
 def to_json(model: Model) -> str:

@@ -1,0 +1,158 @@
+"""Critical points of L at numeric constants, refined and classified at high precision.
+
+For a model beyond the exact polynomial-system method a critical point found
+numerically (e.g. by many-start Newton) is made trustworthy here:
+
+* :func:`refine`: Newton steps with the pseudo-inverse of the Hessian,
+  delta = -H^+ grad L, in mpmath at ``dps`` digits.  On a manifold of
+  critical points of constant rank (symmetry orbits, flat families) this
+  converges quadratically to a nearby point of it, moving only across it;
+* :func:`classify`: the residual |grad L|, the loss, and the Hessian's
+  eigenvalues at ``dps`` digits: the index (negative eigenvalues) and the
+  zero modes (|lambda| below ``zero``), to compare with the orbit dimension
+  (rank of the symmetry directions A_k theta).
+
+Everything is exact arithmetic on the derived loss with the constants
+substituted as rationals, evaluated by mpmath: the same input gives the same
+digits on every machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import mpmath as mp
+import sympy as sp
+
+from ..model import Model
+
+__all__ = ["PrecisionSystem", "Classification", "refine", "classify"]
+
+
+class PrecisionSystem:
+    """grad L and the Hessian of ``model`` at ``constants``, over its active parameters."""
+
+    def __init__(self, model: Model, constants: dict):
+        self.model = model
+        self.constants = {model.symbol(str(k)) if isinstance(k, str) else k: sp.nsimplify(v)
+                          for k, v in constants.items()}
+        grads = model._gradient
+        self.active = [p for p in model.parameters if grads[p]]
+        self.inert = [p for p in model.parameters if not grads[p]]
+
+    @cached_property
+    def loss_expr(self) -> sp.Expr:
+        return sp.expand(self.model.expected_loss().xreplace(self.constants))
+
+    @cached_property
+    def gradient_exprs(self) -> list:
+        return [sp.expand(sp.diff(self.loss_expr, p)) for p in self.active]
+
+    @cached_property
+    def hessian_exprs(self) -> list:
+        return [[sp.expand(sp.diff(g, q)) for q in self.active] for g in self.gradient_exprs]
+
+    @cached_property
+    def _mp(self):
+        args = self.active
+        return (sp.lambdify(args, self.loss_expr, "mpmath"),
+                sp.lambdify(args, self.gradient_exprs, "mpmath"),
+                sp.lambdify(args, self.hessian_exprs, "mpmath"))
+
+    def loss(self, x) -> mp.mpf:
+        return self._mp[0](*x)
+
+    def gradient(self, x) -> mp.matrix:
+        return mp.matrix(self._mp[1](*x))
+
+    def hessian(self, x) -> mp.matrix:
+        return mp.matrix(self._mp[2](*x))
+
+    def numpy(self):
+        """(loss, gradient, Hessian) as NumPy functions of an array of the active parameters
+        (leading axes: a batch of points evaluated at once)."""
+        import numpy as np
+
+        n = len(self.active)
+        fns = [sp.lambdify(self.active, e, "numpy") for e in
+               (self.loss_expr, self.gradient_exprs, self.hessian_exprs)]
+
+        def make(fn, shape):
+            def call(x):
+                x = np.asarray(x, dtype=float)
+                batch = x.shape[:-1]
+                out = fn(*[x[..., k] for k in range(n)])
+                flat = [np.broadcast_to(np.asarray(o, dtype=float), batch)
+                        for o in (_flat(out) if shape else [out])]
+                return np.stack(flat, axis=-1).reshape(batch + shape)
+            return call
+
+        return make(fns[0], ()), make(fns[1], (n,)), make(fns[2], (n, n))
+
+
+def _flat(out) -> list:
+    if isinstance(out, (list, tuple)):
+        return [y for o in out for y in _flat(o)]
+    return [out]
+
+
+def _pinv_step(H: mp.matrix, g: mp.matrix, rel: mp.mpf) -> mp.matrix:
+    """-H^+ g with singular values below rel * max cut (H symmetric: its eigen-decomposition)."""
+    E, Q = mp.eigsy(H)
+    top = max(abs(e) for e in E)
+    step = mp.matrix(H.rows, 1)
+    for k in range(H.rows):
+        lam = E[k]
+        if abs(lam) <= rel * top:
+            continue
+        col = Q[:, k]
+        c = sum(col[i] * g[i] for i in range(H.rows)) / lam
+        for i in range(H.rows):
+            step[i] -= c * col[i]
+    return step
+
+
+def refine(system: PrecisionSystem, point, dps: int = 60, tol: float = 1e-40,
+           max_steps: int = 200) -> list:
+    """``point`` (values of the active parameters) refined by pseudo-inverse Newton at ``dps``
+    digits until |grad L| < ``tol``; returns mpf values, or raises ArithmeticError.  (At a
+    singular root, where the Hessian's rank drops, Newton converges only linearly: hence the
+    generous ``max_steps``.)"""
+    with mp.workdps(dps):
+        x = mp.matrix([mp.mpf(str(v)) if not isinstance(v, mp.mpf) else v for v in point])
+        rel = mp.mpf(10) ** (15 - dps)      # cut only rounding-level eigenvalues
+        for _ in range(max_steps):
+            g = system.gradient(list(x))
+            if mp.norm(g) < tol:
+                return [x[i] for i in range(x.rows)]
+            x = x + _pinv_step(system.hessian(list(x)), g, rel)
+        g = system.gradient(list(x))
+        if mp.norm(g) < tol:
+            return [x[i] for i in range(x.rows)]
+    raise ArithmeticError(f"refinement did not converge: |grad L| = {mp.nstr(mp.norm(g), 5)}")
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Residual, loss and Hessian spectrum of one critical point at ``dps`` digits."""
+
+    residual: mp.mpf
+    loss: mp.mpf
+    eigenvalues: list
+    index: int
+    zero_modes: int
+    dps: int
+
+
+def classify(system: PrecisionSystem, point, dps: int = 50, zero: float = 1e-20) -> Classification:
+    """The residual |grad L|, the loss and the Hessian's index and zero modes at ``point``
+    (decimal strings or mpf), evaluated at ``dps`` digits."""
+    with mp.workdps(dps):
+        x = [mp.mpf(v) if isinstance(v, str) else +v for v in point]
+        res = mp.norm(system.gradient(x))
+        E, _ = mp.eigsy(system.hessian(x))
+        eig = sorted(E[k] for k in range(len(x)))
+        index = sum(1 for e in eig if e < -zero)
+        zeros = sum(1 for e in eig if abs(e) <= zero)
+        return Classification(res, system.loss(x), eig, index, zeros, dps)
