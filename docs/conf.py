@@ -210,8 +210,11 @@ def generate_study_pages() -> list[str]:
     text = (studies / "README.md").read_text()
     sections = _split_sections(text)
     title = sections[0][1].splitlines()[0].lstrip("# ").strip()
-    nonlinear = [(h, b) for h, b in sections[1:] if "deep linear" not in h.lower()]
-    linear = [(h, b) for h, b in sections[1:] if "deep linear" in h.lower()]
+    # the ICL/grokking study spans the first sections; every later section names its own
+    # script, "(`name.py`)", and gets a page of its own with the plots in results/<name>/
+    own = [(h, b, re.search(r"\(`(\w+)\.py`\)", h)) for h, b in sections[1:]]
+    nonlinear = [(h, b) for h, b, m in own if m is None]
+    scripts = [(h, b, m.group(1)) for h, b, m in own if m is not None]
     preamble = "\n".join(sections[0][1].splitlines()[1:])
 
     def body(secs):
@@ -228,18 +231,21 @@ def generate_study_pages() -> list[str]:
         f"# {title}\n\nFrom `numerics/studies/README.md` and the committed results in "
         f"`numerics/studies/results/h100_full/`.\n{preamble}{body(nonlinear)}"
         + ("\n## Plots and claims of the full runs\n" + figs + claims if figs or claims else ""))
-    figs = ""
-    dl = results / "deep_linear_prior"
-    for png in sorted(dl.glob("*.png")) if dl.is_dir() else []:
-        figs += _figure(png, out, f"`results/deep_linear_prior/{png.name}`")
-    pages["deep-linear-prior"] = (
-        "# Deep linear networks with prior knowledge (study)\n\n"
-        "From `numerics/studies/README.md` and the committed results in "
-        "`numerics/studies/results/deep_linear_prior/`. The tutorial "
-        "{doc}`../tutorials/deep-linear-prior` shows the same API on a smaller example.\n"
-        + "".join(f"\n{b}" for _, b in linear)
-        + (_starts_table(dl / "summary.json") if (dl / "summary.json").is_file() else "")
-        + ("\n## Plots\n" + figs if figs else ""))
+    for heading, text, script in scripts:
+        res = results / script
+        figs = "".join(_figure(png, out, f"`results/{script}/{png.name}`")
+                       for png in (sorted(res.glob("*.png")) if res.is_dir() else []))
+        extra = ""
+        if script == "deep_linear_prior":
+            extra = ("\nThe tutorial {doc}`../tutorials/deep-linear-prior` shows the same API on "
+                     "a smaller example.\n"
+                     + (_starts_table(res / "summary.json") if (res / "summary.json").is_file()
+                        else ""))
+        pages[script.replace("_", "-")] = (
+            f"# {re.sub(r' *[(]`.*`[)]', '', heading)} (study)\n\n"
+            f"From `numerics/studies/README.md` and the committed results in "
+            f"`numerics/studies/results/{script}/`.\n\n{text}{extra}"
+            + ("\n## Plots\n" + figs if figs else ""))
     for name, page in pages.items():
         # the README's relative links point into numerics/studies/
         _write(out / f"{name}.md", GENERATED_NOTE + page)
