@@ -37,7 +37,9 @@ _NON_FINITE = (sp.nan, sp.oo, -sp.oo, sp.zoo)
 
 
 def _as_exact(value, where: str = "a covariance entry") -> sp.Expr:
-    """A covariance entry as an exact SymPy number or expression (finite)."""
+    """A covariance entry (or any constant of a law) as an exact SymPy number or expression."""
+    if isinstance(value, (bool, np.bool_)):
+        raise DistributionError(f"{where} is {value!r}, not a number")
     if isinstance(value, (float, np.floating)):
         if not math.isfinite(value):
             raise DistributionError(f"{where} is {float(value)}, not a finite number")

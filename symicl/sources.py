@@ -46,31 +46,14 @@ import numpy as np
 import sympy as sp
 
 from .errors import DistributionError, ModelError, MomentError, NotPolynomialError
+from .gaussian import _as_exact
 
 __all__ = ["Law", "Uniform", "Rademacher", "Laplace", "StudentT", "Kurtosis", "Cumulants",
            "Independent", "Mixture", "is_group", "inputs", "INPUTS", "kappa_symbol",
            "input_options", "input_constants"]
 
 
-def _exact(value, where: str) -> sp.Expr:
-    if isinstance(value, bool):
-        raise DistributionError(f"{where} is {value!r}, not a number")
-    if isinstance(value, (float, np.floating)):
-        if not math.isfinite(value):
-            raise DistributionError(f"{where} is {float(value)}, not finite")
-        return sp.Rational(repr(float(value)))
-    if isinstance(value, (int, np.integer)):
-        return sp.Integer(int(value))
-    try:
-        expr = sp.sympify(value)
-    except (sp.SympifyError, TypeError, ValueError):
-        raise DistributionError(f"{where} is {value!r}, not a number or a SymPy expression") \
-            from None
-    if not isinstance(expr, sp.Expr) or expr.has(sp.nan, sp.oo, -sp.oo, sp.zoo):
-        raise DistributionError(f"{where} is {value!r}, not a finite number or expression")
-    if expr.has(sp.Float):
-        expr = sp.nsimplify(expr, rational=True)
-    return expr
+_exact = _as_exact
 
 
 def _numeric(expr: sp.Expr, values: Mapping, what: str) -> float:
