@@ -2,8 +2,10 @@
 
 One JSON object with keys ``model``, ``options``, ``parameters`` (symbol
 names, in order), ``constants`` (symbol names), ``loss`` (an expression
-string in those names) and ``flow`` (parameter name -> expression string of
-d theta / dt = -dL/dtheta).  :func:`symicl.export.load_json` reads it back
+string in those names), ``flow`` (parameter name -> expression string of
+d theta / dt = -dL/dtheta) and ``blocks`` (block name -> its rows, each a list of
+parameter names, "0" for an entry fixed at zero), from which a reader
+rebuilds the weight matrices.  :func:`symicl.export.load_json` reads it back
 as SymPy objects with symicl's own symbols (plain ``sympy.sympify`` reads
 ``N`` as SymPy's ``N()`` function and drops the symbols' assumptions).
 """
@@ -14,7 +16,7 @@ import json
 
 from ..model import Model
 
-__all__ = ["derivation", "to_json"]
+__all__ = ["blocks", "derivation", "to_json"]
 
 
 def derivation(model: Model) -> dict:
@@ -26,7 +28,14 @@ def derivation(model: Model) -> dict:
         "constants": [c.name for c in model.constants],
         "loss": str(model.expected_loss()),
         "flow": {p.name: str(e) for p, e in model.flow().items()},
+        "blocks": blocks(model),
     }
+
+
+def blocks(model: Model) -> dict:
+    """Block name -> nested list (rows) of entry names: parameter names, "0" for fixed zeros."""
+    return {name: [[str(e) for e in row] for row in block.tolist()]
+            for name, block in model.blocks.items()}
 
 
 def to_json(model: Model) -> str:
