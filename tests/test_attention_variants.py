@@ -189,3 +189,20 @@ def test_verify_heads_quick_passes(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["options"]["heads"] == 2
+
+
+def test_zsls_study_quick(tmp_path):
+    """The ZSLS study's quick run: the derived flow predicts when gradient descent on their
+    fixed training set learns each component (ratio of learn times within 25 %), and the
+    separate rank-one heads show a plateau between two drops at seed 0."""
+    pytest.importorskip("matplotlib")
+    from numerics.studies import zsls
+
+    summary = zsls.main(["--quick", "--skip-depth", "--out", str(tmp_path)])
+    assert (tmp_path / "zsls.json").exists() and (tmp_path / "zsls.png").exists()
+    for name in ("merged", "separate"):
+        ratio = summary[name]["gd_over_theory_learn_time"]["mean"]
+        assert 0.75 < ratio < 1.25, (name, ratio)
+        assert len(summary[name]["table"]) == 2
+    assert summary["separate"]["theory_loss_drops"][0] == 2
+    assert summary["merged"]["theory_loss_drops"][0] == 1
