@@ -210,7 +210,9 @@ def generate_study_pages() -> list[str]:
     text = (studies / "README.md").read_text()
     sections = _split_sections(text)
     title = sections[0][1].splitlines()[0].lstrip("# ").strip()
-    nonlinear = [(h, b) for h, b in sections[1:] if "deep linear" not in h.lower()]
+    nonlinear = [(h, b) for h, b in sections[1:]
+                 if "deep linear" not in h.lower() and "zsls" not in h.lower()]
+    zsls = [(h, b) for h, b in sections[1:] if "zsls" in h.lower()]
     linear = [(h, b) for h, b in sections[1:] if "deep linear" in h.lower()]
     preamble = "\n".join(sections[0][1].splitlines()[1:])
 
@@ -240,6 +242,13 @@ def generate_study_pages() -> list[str]:
         + "".join(f"\n{b}" for _, b in linear)
         + (_starts_table(dl / "summary.json") if (dl / "summary.json").is_file() else "")
         + ("\n## Plots\n" + figs if figs else ""))
+    zr = results / "zsls"
+    if zsls:
+        pages["zsls"] = (
+            f"# {zsls[0][0]}\n\nFrom `numerics/studies/README.md` and the committed results in "
+            "`numerics/studies/results/zsls/`.\n" + zsls[0][1]
+            + "".join(_figure(png, out, f"`results/zsls/{png.name}`")
+                      for png in (sorted(zr.glob("*.png")) if zr.is_dir() else [])))
     for name, page in pages.items():
         # the README's relative links point into numerics/studies/
         _write(out / f"{name}.md", GENERATED_NOTE + page)

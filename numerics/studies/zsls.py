@@ -326,7 +326,7 @@ def drop_width(t, loss):
 
 def _stats(x):
     x = np.asarray(x, dtype=float)
-    return {"mean": float(np.nanmean(x)), "se": float(np.nanstd(x, ddof=1) / np.sqrt(np.sum(
+    return {"mean": float(np.nanmean(x)), "median": float(np.nanmedian(x)), "se": float(np.nanstd(x, ddof=1) / np.sqrt(np.sum(
         np.isfinite(x)))) if np.sum(np.isfinite(x)) > 1 else float("nan"),
         "per_seed": [None if not np.isfinite(v) else float(v) for v in x]}
 
@@ -347,7 +347,7 @@ def run_claim(kq, cfg, args, log):
     lr = cfg["lr"]
     # the horizon: long enough for the theory path of seed 0 to learn every component
     theta0 = st.start(init, 0)
-    t_end = cfg["t_end"] or _horizon(st, theta0)
+    t_end = t_end0 = cfg["t_end"] or _horizon(st, theta0)
     steps = int(round(t_end / lr))
     every = max(1, steps // 400)
     t_sim = np.arange(steps // every + 1) * every * lr
@@ -355,6 +355,11 @@ def run_claim(kq, cfg, args, log):
     widths, drops, losses = [], [], {"theory": [], "gd_fixed_set": []}
     for seed in range(cfg["seeds"]):
         theta0 = st.start(init, seed)
+        if not cfg["t_end"] and seed:         # every seed's own horizon, at least seed 0's
+            t_end = min(max(t_end, _horizon(st, theta0, cap=3 * t_end0)), 3 * t_end0)
+            steps = int(round(t_end / lr))
+            every = max(1, steps // 400)
+            t_sim = np.arange(steps // every + 1) * every * lr
         t, path = st.integrate(theta0, t_end)
         g = st.gamma(path)
         rows["theory"].append(learn_times(t, g))
@@ -367,6 +372,8 @@ def run_claim(kq, cfg, args, log):
         gd = gradient_descent(st, theta0, data, lr, steps, every)
         rows["gd_fixed_set"].append(learn_times(t_sim, st.gamma(gd)))
         losses["gd_fixed_set"].append(np.array([st.loss(th) for th in gd]))
+        if seed == 0:
+            curves = {"t": t.tolist(), "t_sim": t_sim.tolist()}
         if cfg["online_batch"]:
             sgd = online_sgd(st, theta0, cfg["online_batch"], lr, steps, every, rng)
             rows["online_sgd"].append(learn_times(t_sim, st.gamma(sgd)))
@@ -386,7 +393,7 @@ def run_claim(kq, cfg, args, log):
     ratio = sim / theory
     return {"setting": {"dim": d, "heads": heads, "kq": kq, "N": cfg["N"],
                         "spectrum": spectrum.tolist(), "init": init, "lr": lr,
-                        "t_end": t_end, "train_prompts": cfg["train"],
+                        "t_end_max": t_end, "train_prompts": cfg["train"],
                         "online_batch": cfg["online_batch"], "seeds": cfg["seeds"],
                         "parameters": len(st.model.parameters)},
             "table": table,
@@ -396,15 +403,17 @@ def run_claim(kq, cfg, args, log):
             "gd_over_theory_learn_time": _stats(ratio.ravel()),
             "theory_max_relative_spread_of_learn_times": spread,
             "theory_drop_width_over_t50": _stats([w for w, _ in widths]),
-            "curves": {"t": t.tolist(), "t_sim": t_sim.tolist(),
+            "curves": {**curves,
                        "theory_loss_seed0": losses["theory"][0].tolist(),
                        "gd_loss_seed0": losses["gd_fixed_set"][0].tolist()}}
 
 
-def _horizon(st, theta0):
-    """Integrate the derived flow until the loss settles; 1.5x that time."""
+def _horizon(st, theta0, cap=float("inf")):
+    """Integrate the derived flow until the loss settles; 1.5x that time (at most ``cap``)."""
     t_end = 10.0
     for _ in range(12):
+        if t_end > cap:
+            return cap
         t, path = st.integrate(theta0, t_end, n=200)
         g = st.gamma(path)
         L = np.array([st.loss(th) for th in path])
@@ -450,10 +459,17 @@ def main(argv=None):
     ap.add_argument("--no-normalise", action="store_true",
                     help="their attention without 1/N (default: symicl's Z Z^T / N)")
     ap.add_argument("--skip-depth", action="store_true", help="skip the two-layer part")
+    ap.add_argument("--init-separate", type=float, default=None,
+                    help="initial scale of the separate heads (their --init)")
+    ap.add_argument("--train", type=int, default=None, help="training prompts (fixed set)")
     args = ap.parse_args(argv)
     cfg = dict(FULL if args.full else QUICK)
     if args.seeds:
         cfg["seeds"] = args.seeds
+    if args.init_separate:
+        cfg["init_separate"] = args.init_separate
+    if args.train:
+        cfg["train"] = args.train
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -505,6 +521,8 @@ def claims(summary) -> dict:
             "merged_se": m["gd_over_theory_learn_time"]["se"],
             "separate_gd_over_theory": s["gd_over_theory_learn_time"]["mean"],
             "separate_se": s["gd_over_theory_learn_time"]["se"],
+            "merged_median": m["gd_over_theory_learn_time"]["median"],
+            "separate_median": s["gd_over_theory_learn_time"]["median"],
             "measure": "learn time of GD on their fixed training set / derived flow, same "
                        "start, mean +- SE over seeds and components"},
     }
