@@ -2,8 +2,10 @@
 
 One JSON object with keys ``model``, ``options``, ``parameters`` (symbol
 names, in order), ``constants`` (symbol names), ``loss`` (an expression
-string in those names) and ``flow`` (parameter name -> expression string of
-d theta / dt = -dL/dtheta), and ``symmetries``: the generators A of the
+string in those names), ``flow`` (parameter name -> expression string of
+d theta / dt = -dL/dtheta), ``blocks`` (block name -> its rows, each a list of
+parameter names, "0" for an entry fixed at zero), from which a reader
+rebuilds the weight matrices, and ``symmetries``: the generators A of the
 linear symmetries of L (grad L . A theta == 0, each certified exactly; see
 :mod:`symicl.analysis.symmetries`), each as ``matrix`` (P x P nested lists
 of expression strings, parameters in order), ``field`` (parameter name ->
@@ -20,7 +22,7 @@ import json
 
 from ..model import Model
 
-__all__ = ["derivation", "to_json"]
+__all__ = ["blocks", "derivation", "to_json"]
 
 
 def derivation(model: Model) -> dict:
@@ -32,8 +34,15 @@ def derivation(model: Model) -> dict:
         "constants": [c.name for c in model.constants],
         "loss": str(model.expected_loss()),
         "flow": {p.name: str(e) for p, e in model.flow().items()},
+        "blocks": blocks(model),
         **_symmetries(model),
     }
+
+
+def blocks(model: Model) -> dict:
+    """Block name -> nested list (rows) of entry names: parameter names, "0" for fixed zeros."""
+    return {name: [[str(e) for e in row] for row in block.tolist()]
+            for name, block in model.blocks.items()}
 
 
 def _symmetries(model: Model) -> dict:

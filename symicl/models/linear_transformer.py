@@ -39,10 +39,12 @@ from ..matrix_level import models as matrix_twins
 from ..model import Model
 from ..sources import input_constants, input_options, inputs as input_law
 
-__all__ = ["linear_transformer", "per_mode_model", "TASKS", "REDUCTIONS"]
+__all__ = ["linear_transformer", "attention_variant", "per_mode_model", "TASKS", "REDUCTIONS",
+           "KQ"]
 
 TASKS = ("aligned", "isotropic")
 REDUCTIONS = ("none", "null-zero", "aligned")
+KQ = ("merged", "separate")
 
 
 def _spectrum(dim: int, spectrum):
@@ -99,24 +101,15 @@ def _weights(prefix: str, dim: int, out: int, reduction: str, diag_name: str, lo
     return mat, {active: active_block}
 
 
-def linear_transformer(dim: int = 1, reduction: str = "none", tasks: str = "aligned",
-                       N=None, spectrum: Sequence | None = None, inputs: str = "gaussian") -> Model:
-    """The linear transformer on in-context regression, as a :class:`Model`.
+def _data_law(dim: int, tasks: str, s, N, inputs: str = "gaussian"):
+    """The data law of in-context regression: task, context and query.
 
-    ``dim`` is the input dimension d; ``N`` the context length (symbolic by
-    default); ``spectrum`` the input eigenvalues (symbolic s_1..s_d by
-    default).  Parameter names: ``WP_i_j``, ``WQ_i_j`` (1-based entries of the
-    full matrices, x-part first) or ``p_a``, ``q_a`` for the aligned reduction.
+    Returns (u, xq, label, task, context, query): the context sample u (N iid
+    copies) and the query x_q, both of the input law ``inputs`` with covariance S
+    (N(0, S) by default; :func:`symicl.sources.inputs`), the label map x -> y and the task
+    group (lambda ~ N(0, I) for aligned tasks y = diag(lambda) x, w ~ N(0, I)
+    for isotropic tasks y = w^T x).
     """
-    if not isinstance(dim, int) or dim < 1:
-        raise ModelError(f"dimension must be a positive integer, got {dim!r}")
-    if tasks not in TASKS:
-        raise ModelError(f"unknown task distribution {tasks!r}; choose one of {', '.join(TASKS)}")
-    if reduction not in REDUCTIONS:
-        raise ModelError(f"unknown reduction {reduction!r}; choose one of {', '.join(REDUCTIONS)}")
-    s = _spectrum(dim, spectrum)
-    out = dim if tasks == "aligned" else 1
-
     u = symbols.vector("u", dim)
     xq = symbols.vector("x", dim)
     if tasks == "aligned":
@@ -129,24 +122,138 @@ def linear_transformer(dim: int = 1, reduction: str = "none", tasks: str = "alig
         label = lambda x: sp.Matrix(w).T * sp.Matrix(x)  # noqa: E731
     context = Context(input_law(inputs, u, s, name="u"), N=N)
     query = input_law(inputs, xq, s, name="x")
+    return u, xq, label, task, context, query
+
+
+def linear_transformer(dim: int = 1, reduction: str = "none", tasks: str = "aligned",
+                       N=None, spectrum: Sequence | None = None, heads: int = 1,
+                       kq: str = "merged", rank: int | None = None, layers: int = 1,
+                       inputs: str = "gaussian") -> Model:
+    """The linear transformer on in-context regression, as a :class:`Model`.
+
+    ``dim`` is the input dimension d; ``N`` the context length (symbolic by
+    default); ``spectrum`` the input eigenvalues (symbolic s_1..s_d by
+    default).  Parameter names: ``WP_i_j``, ``WQ_i_j`` (1-based entries of the
+    full matrices, x-part first) or ``p_a``, ``q_a`` for the aligned reduction.
+
+    ``heads`` H, ``kq`` (merged or separate key and query of ``rank`` r) and
+    ``layers`` L give the attention variants of :func:`attention_variant`
+    (reduction none only); the defaults are the one-head one-layer merged model.
+    ``inputs`` is the law of the input coordinates (gaussian, uniform, rademacher,
+    laplace, kurtosis; each with the variance the spectrum gives it).
+    """
+    if not isinstance(dim, int) or dim < 1:
+        raise ModelError(f"dimension must be a positive integer, got {dim!r}")
+    if tasks not in TASKS:
+        raise ModelError(f"unknown task distribution {tasks!r}; choose one of {', '.join(TASKS)}")
+    if reduction not in REDUCTIONS:
+        raise ModelError(f"unknown reduction {reduction!r}; choose one of {', '.join(REDUCTIONS)}")
+    variant = _check_variant(heads, kq, rank, layers)
+    if variant and reduction != "none":
+        raise ModelError(f"reduction {reduction!r} is defined for the one-head one-layer model "
+                         f"with merged key and query; with heads, separate key/query or layers "
+                         f"use reduction none")
+    s = _spectrum(dim, spectrum)
+    out = dim if tasks == "aligned" else 1
+
+    u, xq, label, task, context, query = _data_law(dim, tasks, s, N, inputs)
 
     z = sp.Matrix.vstack(sp.Matrix(u), label(u))
     zq = sp.Matrix.vstack(sp.Matrix(xq), sp.zeros(out, 1))
     moments = context.mean(z * z.T) + zq * zq.T / context.N
-
-    WP, p_blocks = _weights("WP", dim, out, reduction, "p", lower=True)
-    WQ, q_blocks = _weights("WQ", dim, out, reduction, "q", lower=False)
-    prediction = WP[dim:, :] * (moments * (WQ * zq))
     target = label(xq)
-    order = ["P11", "P12", "P21", "P22", "Q11", "Q12", "Q21", "Q22"]
-    blocks = {k: v for k, v in sorted({**p_blocks, **q_blocks}.items(),
-                                       key=lambda kv: order.index(kv[0]))}
     options = {"dim": dim, "reduction": reduction, "tasks": tasks,
                "N": "N" if N is None else str(N),
                "spectrum": "symbolic" if spectrum is None else [str(v) for v in s],
                **({} if inputs == "gaussian" else {"inputs": inputs})}
+    if variant:
+        blocks, prediction = attention_variant(moments, zq, dim, **variant)
+        options.update(variant)
+        return Model("linear-transformer", blocks, Distribution(task, query, context),
+                     prediction=prediction, target=target, options=options)
+
+    WP, p_blocks = _weights("WP", dim, out, reduction, "p", lower=True)
+    WQ, q_blocks = _weights("WQ", dim, out, reduction, "q", lower=False)
+    prediction = WP[dim:, :] * (moments * (WQ * zq))
+    order = ["P11", "P12", "P21", "P22", "Q11", "Q12", "Q21", "Q22"]
+    blocks = {k: v for k, v in sorted({**p_blocks, **q_blocks}.items(),
+                                       key=lambda kv: order.index(kv[0]))}
     return Model("linear-transformer", blocks, Distribution(task, query, context),
                  prediction=prediction, target=target, options=options)
+
+
+def _check_variant(heads, kq, rank, layers) -> dict:
+    """The attention-variant options, checked; {} for the default model (one merged head,
+    one layer), else {"heads", "kq", ["rank",] "layers"} as recorded in the options."""
+    for name, value in (("heads", heads), ("layers", layers)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ModelError(f"{name} must be a positive integer, got {value!r}")
+    if kq not in KQ:
+        raise ModelError(f"unknown key-query form {kq!r}; choose one of {', '.join(KQ)}")
+    if rank is not None:
+        if kq != "separate":
+            raise ModelError("rank applies to separate key and query (kq = separate); merged "
+                             "key-query weights are full D x D matrices")
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+            raise ModelError(f"rank must be a positive integer, got {rank!r}")
+    if heads == 1 and layers == 1 and kq == "merged":
+        return {}
+    out = {"heads": heads, "kq": kq, "layers": layers}
+    if kq == "separate":
+        out["rank"] = 1 if rank is None else rank
+    return out
+
+
+def _block_name(prefix: str, layer: int, head: int, one: bool) -> str:
+    return prefix if one else f"{prefix}_{layer}_{head}"
+
+
+def attention_variant(moments: sp.Matrix, zq: sp.Matrix, dim: int, heads: int, kq: str,
+                      layers: int, rank: int = 1):
+    """Blocks and prediction of H-head, L-layer linear attention on the tokens' moments.
+
+    With M_1 = Z Z^T / N (``moments``, the query inside) each layer l updates
+    every token by the same map,
+
+        Z_{l+1} = (I + A_l) Z_l,   A_l = sum_h W^P_{l,h} M_l W^Q_{l,h},
+        M_{l+1} = Z_{l+1} Z_{l+1}^T / N = (I + A_l) M_l (I + A_l)^T,
+
+    and the prediction is the label slot of the query after the last layer,
+    the y-rows of (I + A_L) ... (I + A_1) z_q.  Merged key-query: W^Q_{l,h} is a
+    D x D block ``WQ``.  Separate key and query of rank r: W^Q_{l,h} =
+    (W^K_{l,h})^T W^Q_{l,h} with r x D blocks ``WK``, ``WQ`` (so the merged
+    role is played by a matrix of rank <= r).  Blocks are named ``WP``, ``WQ``
+    (``WK``) with one head and one layer, else ``WP_l_h``, ``WQ_l_h``
+    (``WK_l_h``), 1-based; their entries append ``_i_j``.
+    """
+    D = moments.shape[0]
+    one = heads == 1 and layers == 1
+    blocks, M, z = {}, moments, zq
+    for layer in range(1, layers + 1):
+        A = sp.zeros(D, D)
+        mapped = sp.zeros(D - dim, 1)
+        for head in range(1, heads + 1):
+            names = {p: _block_name(p, layer, head, one) for p in ("WP", "WK", "WQ")}
+            WP = symbols.matrix(names["WP"], D, D)
+            blocks[names["WP"]] = WP
+            if kq == "merged":
+                WQ = symbols.matrix(names["WQ"], D, D)
+                blocks[names["WQ"]] = WQ
+            else:
+                WK = symbols.matrix(names["WK"], rank, D)
+                WQs = symbols.matrix(names["WQ"], rank, D)
+                blocks[names["WK"]], blocks[names["WQ"]] = WK, WQs
+                WQ = WK.T * WQs
+            if layer == layers:   # only the query's label slot is read after the last layer
+                mapped += WP[dim:, :] * (M * (WQ * z))
+            else:
+                A += WP * M * WQ
+        if layer == layers:
+            return blocks, z[dim:, :] + mapped
+        T = sp.eye(D) + A
+        z = T * z
+        M = T * M * T.T
+    raise AssertionError("unreachable")
 
 
 def per_mode_model(dim: int = 1, N=None, spectrum: Sequence | None = None) -> Model:
@@ -200,12 +307,64 @@ def _out(options) -> int:
     return options["dim"] if options["tasks"] == "aligned" else 1
 
 
-def _start(model: Model, options: dict, scale: float, seed: int):
-    """The small balanced aligned start: P22 = scale I, Q11 = scale I, every other block 0."""
+def _variant(options: dict) -> dict:
+    """The attention-variant options of a spec's options ({} for the default model)."""
+    return _check_variant(options.get("heads", 1), options.get("kq", "merged"),
+                          options.get("rank"), options.get("layers", 1))
+
+
+def _variant_shapes(options: dict) -> dict:
+    """Block name -> shape for an attention variant (the blocks of :func:`attention_variant`)."""
+    v, D = _variant(options), options["dim"] + _out(options)
+    one = v["heads"] == 1 and v["layers"] == 1
+    shapes = {}
+    for layer in range(1, v["layers"] + 1):
+        for head in range(1, v["heads"] + 1):
+            shapes[_block_name("WP", layer, head, one)] = (D, D)
+            if v["kq"] == "separate":
+                shapes[_block_name("WK", layer, head, one)] = (v["rank"], D)
+                shapes[_block_name("WQ", layer, head, one)] = (v["rank"], D)
+            else:
+                shapes[_block_name("WQ", layer, head, one)] = (D, D)
+    return shapes
+
+
+def _variant_start(model: Model, options: dict, scale: float, seed: int):
+    """Small balanced weights for an attention variant, every head and layer alike up to a
+    perturbation: W^P y-block = scale I; merged W^Q x-block = scale I; separate W^K, W^Q row k
+    = scale e_a on the x-part (a = (h - 1) r + k mod d: heads start on different input
+    directions); plus scale/4 times iid N(0, 1) on every entry (seeded), so that heads differ."""
     import numpy as np
 
     from ..spec import MatrixPacking
 
+    d = options["dim"]
+    shapes = _variant_shapes(options)
+    rng = np.random.default_rng([seed, 7])
+    mats = {}
+    for name, (rows, cols) in shapes.items():
+        W = np.zeros((rows, cols))
+        head = int(name.rsplit("_", 1)[1]) if "_" in name else 1
+        if name.startswith("WP"):
+            W[d:, d:] = np.eye(rows - d)
+        elif rows == cols:               # merged W^Q
+            W[:d, :d] = np.eye(d)
+        else:                            # separate W^K, W^Q: rank rows
+            for k in range(rows):
+                W[k, ((head - 1) * rows + k) % d] = 1.0
+        mats[name] = scale * (W + 0.25 * rng.standard_normal((rows, cols)))
+    return MatrixPacking(model, shapes).pack(mats)
+
+
+def _start(model: Model, options: dict, scale: float, seed: int):
+    """The small balanced aligned start: P22 = scale I, Q11 = scale I, every other block 0
+    (attention variants: :func:`_variant_start`)."""
+    import numpy as np
+
+    from ..spec import MatrixPacking
+
+    if _variant(options):
+        return _variant_start(model, options, scale, seed)
     d, D = options["dim"], options["dim"] + _out(options)
     pack = MatrixPacking(model, {"WP": (D, D), "WQ": (D, D)})
     WP, WQ = np.zeros((D, D)), np.zeros((D, D))
@@ -218,6 +377,8 @@ def _readout(model: Model, options: dict, constants: dict):
     """Gains a_a = (W^P)_{y_a y_a} (W^Q)_{aa}: the predictor p2 q1 = diag(a) on the main path."""
     from ..spec import Readout
 
+    if _variant(options):
+        return _variant_readout(model, options)
     d, out = options["dim"], _out(options)
     names = [p.name for p in model.parameters]
     pairs = [(names.index(f"WP_{d + (a if out > 1 else 0) + 1}_{d + (a if out > 1 else 0) + 1}"),
@@ -227,12 +388,45 @@ def _readout(model: Model, options: dict, constants: dict):
                    lambda th: th[..., i] * th[..., j], "a_a = p_a q_a, the learned per-mode gain")
 
 
+def _variant_readout(model: Model, options: dict):
+    """One layer: the learned map's main-path gains on the query, a_a = sum_h
+    (W^P_h)_{y_a y_a} (W^Q_h)_{aa} (separate: W^Q_h = W^K_h^T W^Q_h; scalar tasks: y_a = y);
+    several layers: every parameter (the end-to-end map is not a product of two blocks)."""
+    import numpy as np
+
+    from ..spec import MatrixPacking, Readout, parameter_readout
+
+    v, d, out = _variant(options), options["dim"], _out(options)
+    if v["layers"] > 1:
+        return parameter_readout(model)
+    shapes = _variant_shapes(options)
+    pack = MatrixPacking(model, shapes)
+    one = v["heads"] == 1
+    names = [(_block_name("WP", 1, h, one), _block_name("WK", 1, h, one),
+              _block_name("WQ", 1, h, one)) for h in range(1, v["heads"] + 1)]
+    ya = [d + (a if out > 1 else 0) for a in range(d)]
+
+    def gains(theta):
+        W = pack.unpack(theta)
+        total = 0.0
+        for p, k, q in names:
+            Q = W[q] if v["kq"] == "merged" else np.einsum("...ri,...rj->...ij", W[k], W[q])
+            total = total + W[p][..., ya, ya] * Q[..., range(d), range(d)]
+        return total
+
+    return Readout("gain", tuple(f"a_{a + 1}" for a in range(d)), gains,
+                   "a_a = sum_h (W^P_h)_{y_a y_a} (W^Q_h)_{aa}, the learned map's main-path gain")
+
+
 def hand_written(model, options, constants, batch):
     """:class:`~symicl.simulate.TransformerSGD` (Wishart contexts, fused Numba gradients)
-    behind the Simulator interface."""
-    from ..simulate import TransformerSGD
+    behind the Simulator interface, for the one-head one-layer merged model; attention
+    variants get the SGD generated from their definition."""
+    from ..simulate import GeneratedSGD, TransformerSGD
     from ..spec import MatrixSimulator
 
+    if _variant(options):
+        return GeneratedSGD(model, constants, batch=batch)
     d, N = options["dim"], constants["N"]
     if N != int(N):
         raise ModelError(f"context length N must be an integer, got {N}")
@@ -260,6 +454,8 @@ def _extra_checks(ex):
     from ..verify.checks import bound_check, info
     from ..verify.steps import compare, seed_stats
 
+    if _variant(ex.options):
+        return [], {}
     d, opts, t = ex.options["dim"], ex.options, ex.t
     aligned = linear_transformer(d, reduction="aligned", tasks=opts["tasks"],
                                  inputs=opts.get("inputs", "gaussian"))
@@ -317,8 +513,11 @@ def _aligned_gains(model: Model, d: int):
 
 
 def _size(options: dict) -> int:
-    """Parameters of a build: 2 (d + out)^2 in full, out^2 + d^2 null-zero, out + d aligned."""
+    """Parameters of a build: 2 (d + out)^2 in full, out^2 + d^2 null-zero, out + d aligned;
+    attention variants: the sum of their blocks' sizes."""
     d, out = options["dim"], _out(options)
+    if _variant(options):
+        return sum(r * c for r, c in _variant_shapes(options).values())
     return {"none": 2 * (d + out) ** 2, "null-zero": out * out + d * d,
             "aligned": out + d}[options.get("reduction", "none")]
 
@@ -337,6 +536,8 @@ def _measures(ex) -> dict:
     from ..simulate import integrate
     from ..verify.steps import compare
 
+    if _variant(ex.options):
+        return {"gain_err_per_mode": float("nan"), "gain_z_per_mode": float("nan")}
     d, t = ex.options["dim"], ex.t
     per_mode = per_mode_model(d)
     path = integrate(per_mode, [ex.plan.init] * (2 * d), float(t[-1]),
@@ -370,6 +571,14 @@ def _spec():
             Option("anisotropy", "float", None, "s_1 / s_d = k with a geometric spectrum "
                    "k^(1/2 - (a-1)/(d-1)), instead of --spectrum", low=1.0, role="numeric"),
             *input_options(),
+            Option("heads", "int", 1, "attention heads H (reduction none)", low=1),
+            Option("kq", "str", "merged", "merged: one D x D key-query matrix W^Q per head; "
+                   "separate: W^Q = W^K^T W^Q with r x D key and query (reduction none)",
+                   choices=KQ),
+            Option("rank", "int", None, "rank r of separate key and query (default 1; "
+                   "--kq separate only)", low=1),
+            Option("layers", "int", 1, "layers L, every token updated, the prediction read "
+                   "from the query's label slot after the last (reduction none)", low=1),
         ),
         defaults={"dim": 2},
         constants=_constants,
