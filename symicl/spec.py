@@ -205,8 +205,9 @@ class ModelSpec:
       for verify and sweep (e.g. N and the spectrum); ``--const`` overrides;
     * ``init(model, options, scale, seed) -> theta0``: the start of SGD;
     * ``readout(model, options, constants) -> Readout``;
-    * ``simulator(model, options, constants, batch) -> Simulator``: a fast
-      hand-written simulator; the generated one is used otherwise;
+    * ``simulator(model, options, constants, batch) -> Simulator | None``: a fast
+      hand-written simulator, or None where it does not cover the options; the
+      generated one is used otherwise;
     * ``extra_checks(context) -> (checks, series)`` and
       ``extra_plots(extra, out) -> files`` for ``symicl verify``;
     * ``learned_map``: the block products that make the learned function

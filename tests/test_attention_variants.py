@@ -178,8 +178,9 @@ def test_spec_hooks_for_variants():
     assert theta.shape == (len(model.parameters),) and np.all(np.abs(theta) < 1)
     readout = s.readout_of(model, opts, {})
     assert readout.labels == ("a_1", "a_2") and readout.value(theta).shape == (2,)
-    sim = s.simulator(model, opts, {"N": 8, "s_1": 2, "s_2": 0.5}, 16)
-    assert type(sim).__name__ == "GeneratedSGD"
+    # the hand-written simulator covers the one-head model only: None here, so verify runs
+    # the generated SGD (auto) or refuses (--simulator hand-written, below)
+    assert s.simulator(model, opts, {"N": 8, "s_1": 2, "s_2": 0.5}, 16) is None
 
 
 def test_verify_heads_quick_passes(tmp_path):
@@ -189,6 +190,12 @@ def test_verify_heads_quick_passes(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["options"]["heads"] == 2
+    refused = subprocess.run([sys.executable, "-m", "symicl.cli", "verify", "linear-transformer",
+                              "--dim", "1", "--heads", "2", "--quick", "--simulator",
+                              "hand-written", "--out", str(tmp_path / "hw")],
+                             capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert refused.returncode == 2
+    assert "does not cover these options" in refused.stderr
 
 
 def test_zsls_study_quick(tmp_path):

@@ -99,8 +99,28 @@ def test_a_candidate_failing_the_certificate_is_never_returned(monkeypatch):
         return [[v * 2 if k == 0 else v for k, v in enumerate(vec)] for vec in basis]
 
     monkeypatch.setattr(symmod, "_ring_basis", corrupted)
+    monkeypatch.setattr(symmod, "_rational_basis", lambda *args: None)   # the ring path
     with pytest.raises(ArithmeticError, match="fails its certificate"):
         symmetries(m)
+
+
+@pytest.mark.parametrize("name, options", [("linear-transformer", {"dim": 1}),
+                                           ("deep-linear", {"n_in": 2, "n_hidden": 2,
+                                                            "n_out": 2})])
+def test_rational_point_path_equals_the_ring_path(monkeypatch, name, options):
+    """Elimination at one rational point of the constants (kept only when every vector
+    certifies with the constants symbolic) gives exactly the ring's echelon basis."""
+    m = build(name, **options)
+    real, used = symmod._rational_basis, []
+
+    def spy(*args):
+        used.append(real(*args))
+        return used[-1]
+    monkeypatch.setattr(symmod, "_rational_basis", spy)
+    fast = [s.matrix for s in symmetries(m)]
+    assert fast and used and used[0] is not None      # the rational path answered
+    monkeypatch.setattr(symmod, "_rational_basis", lambda *args: None)
+    assert [s.matrix for s in symmetries(m)] == fast
 
 
 def test_full_transformer_scaling_and_rotation_with_isotropic_data():

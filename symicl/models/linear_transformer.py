@@ -420,13 +420,13 @@ def _variant_readout(model: Model, options: dict):
 
 def hand_written(model, options, constants, batch):
     """:class:`~symicl.simulate.TransformerSGD` (Wishart contexts, fused Numba gradients)
-    behind the Simulator interface, for the one-head one-layer merged model; attention
-    variants get the SGD generated from their definition."""
-    from ..simulate import GeneratedSGD, TransformerSGD
+    behind the Simulator interface, for the one-head one-layer merged model; None for the
+    attention variants (they get the SGD generated from their definition)."""
+    from ..simulate import TransformerSGD
     from ..spec import MatrixSimulator
 
     if _variant(options):
-        return GeneratedSGD(model, constants, batch=batch)
+        return None
     d, N = options["dim"], constants["N"]
     if N != int(N):
         raise ModelError(f"context length N must be an integer, got {N}")

@@ -80,8 +80,13 @@ class Experiment:
                                  f"--simulator generated or auto)")
             kind = "generated"
         if kind in ("auto", "hand-written") and self.spec.simulator is not None:
-            return self.spec.simulator(self.model, self.options, self.constants, batch)
-        if kind == "hand-written":
+            sim = self.spec.simulator(self.model, self.options, self.constants, batch)
+            if sim is not None:
+                return sim
+            if kind == "hand-written":
+                raise UsageError(f"the hand-written simulator of {self.spec.name} does not "
+                                 f"cover these options (use --simulator generated or auto)")
+        elif kind == "hand-written":
             raise UsageError(f"model {self.spec.name} has no hand-written simulator")
         return GeneratedSGD(self.model, self.constants, batch=batch, backend=self.plan.backend)
 
