@@ -309,7 +309,11 @@ def _groebner(polys, gens, domain, primitive=False) -> list:
     gb_key, G = _flint_gb(polys, gens)
     key = (gb_key, primitive)
     if key not in _MEMO["expr"]:
-        _MEMO["expr"][key] = _from_flint(G, gens, primitive)
+        exprs = _from_flint(G, gens, primitive)
+        _MEMO["expr"][key] = exprs
+        # the basis generates the same ideal and is its own basis: no recomputation
+        # when it is passed back (membership tests, further decomposition)
+        _MEMO["gb"].setdefault((tuple(exprs), tuple(gens), ()), G)
     return list(_MEMO["expr"][key])
 
 
@@ -363,8 +367,25 @@ def _from_flint(G, gens, primitive):
     return tuple(g for _, g in out)
 
 
-def _leading_monomials(G):
-    return sorted(max(tuple(m) for m in g.monoms()) for g in G)
+def _top_reduces_to_zero(f, G) -> bool:
+    """f lies in the ideal of the Groebner basis G (FLINT polynomials): reduce the
+    leading term by the basis until f = 0 (member) or no leading monomial of G
+    divides it (not a member); integer arithmetic, primitive parts."""
+    ctx = f.context()
+    heads = [(tuple(g.monoms()[0]), int(g.leading_coefficient()), g) for g in G]
+    while not f.is_zero():
+        m = tuple(f.monoms()[0])
+        hit = next((h for h in heads if all(a <= b for a, b in zip(h[0], m))), None)
+        if hit is None:
+            return False
+        lm, lg, g = hit
+        lf = int(f.leading_coefficient())
+        k = math.lcm(lg, lf)
+        mono = ctx.from_dict({tuple(b - a for a, b in zip(lm, m)): k // lg})
+        f = f * (k // lf) - mono * g
+        if not f.is_zero():
+            f = f.primitive()[1]
+    return True
 
 
 def _reduces_to_zero(system, G, f):
@@ -372,10 +393,8 @@ def _reduces_to_zero(system, G, f):
     if not G:
         return f == 0
     if system.domain == sp.QQ and _GB_BACKEND == "flint":
-        # f in I  iff  I + (f) = I  iff  both have the same leading-monomial ideal
         _, base = _flint_gb(G, system.active)
-        _, more = _flint_gb(G, system.active, (_to_flint(f, system.active),))
-        return _leading_monomials(base) == _leading_monomials(more)
+        return _top_reduces_to_zero(_to_flint(f, system.active), base)
     Gb = sp.groebner(G, *system.active, order="lex", domain=system.domain)
     return Gb.reduce(f)[1] == 0
 
@@ -389,13 +408,17 @@ def _saturation(system, polys, h) -> list:
     return [g for g in G if not g.has(t)]
 
 
-def _decompose(system, polys, deadline, depth=0, out=None):
+def _decompose(system, polys, deadline, depth=0, out=None, seen=None):
     """Components V(G) covering the real zeros of ``polys`` (lists of GB expressions)."""
     if out is None:
         out = []
     if depth > 60:
         raise FixedPointBudgetError("fixed-point decomposition did not terminate (depth > 60)")
     G = system.gb(polys)
+    seen = set() if seen is None else seen
+    if tuple(G) in seen:    # the same ideal by another path: its leaves are in ``out``
+        return out
+    seen.add(tuple(G))
     if _TRACE:
         print(f"fixed_points: depth {depth}, basis of {len(G)}, {len(out)} components",
               flush=True)
@@ -412,10 +435,15 @@ def _decompose(system, polys, deadline, depth=0, out=None):
             if system.saturate and before:
                 # the k-th factor's zeros off those of the earlier ones (they have
                 # their own branches): the saturation (G + f_k) : (f_1...f_{k-1})^oo
-                part = _saturation(system, G + list(alt), sp.Mul(*before))
+                part = _saturation(system, list(polys if system.domain == sp.QQ else G)
+                                   + list(alt), sp.Mul(*before))
+            elif system.domain == sp.QQ and _GB_BACKEND == "flint":
+                # same ideal, from the short generating set (FLINT's Buchberger pairs
+                # every two generators: a few generators beat a large basis)
+                part = list(polys) + list(alt)
             else:
                 part = G + list(alt)
-            _decompose(system, part, deadline, depth + 1, out)
+            _decompose(system, part, deadline, depth + 1, out, seen)
         return out
     out.append(G)
     return out
