@@ -158,6 +158,40 @@ def time_fixed_points(model, backend: str, budget: float):
     return time.perf_counter() - t, res
 
 
+def newton_landing(model, res, n_starts: int = 200, seed: int = 3):
+    """Independent check: damped Newton (least-squares steps) on F = -grad L = 0 from
+    ``n_starts`` normal(0, 1.5^2) starts; (converged, landed on a reported component)."""
+    params = list(model.parameters)
+    flow = model.flow()
+    F = sp.Matrix([flow[p] for p in params])
+    f = sp.lambdify([params], list(F), "numpy")
+    jac = sp.lambdify([params], F.jacobian(params), "numpy")
+    comps = []
+    for pt in res:
+        if pt.is_family:
+            comps.append(("family", sp.lambdify([params], list(pt.equations), "numpy")))
+        else:
+            comps.append(("point", np.array([float(pt.values[p]) for p in params])))
+    rng = np.random.default_rng(seed)
+    converged = landed = 0
+    for _ in range(n_starts):
+        x = rng.normal(scale=1.5, size=len(params))
+        for _ in range(200):
+            r = np.array(f(x), dtype=float)
+            if np.max(np.abs(r)) < 1e-13 or not np.all(np.isfinite(x)):
+                break
+            x = x + np.linalg.lstsq(np.array(jac(x), dtype=float), -r, rcond=None)[0]
+        if not (np.all(np.isfinite(x)) and np.max(np.abs(np.array(f(x), dtype=float))) < 1e-11):
+            continue
+        converged += 1
+        for kind, c in comps:
+            if (kind == "point" and np.max(np.abs(c - x)) < 1e-6) or (
+                    kind == "family" and np.max(np.abs(np.array(c(x), dtype=float))) < 1e-6):
+                landed += 1
+                break
+    return converged, landed
+
+
 def bench_fixed_points(old_budget: float, new_budget: float) -> bool:
     """Print the fixed-point rows; False when the paths disagree or the new one fails."""
     ok = True
@@ -185,7 +219,10 @@ def bench_fixed_points(old_budget: float, new_budget: float) -> bool:
             comps.append(f"({pt.dimension}, {val:.4g}, {pt.stability.kind})")
         print(f"{label:<26} {len(model.parameters):>3} | {tn:>8.2f} {old_s} {ratio} {same:>4} | "
               f"{len(new)}: " + " ".join(comps))
-        if same == "NO":
+        conv, landed = newton_landing(model, new)
+        print(f"{'':<26}     Newton from 200 random starts: {conv} converged, {landed} on a "
+              f"reported component")
+        if same == "NO" or landed < conv:
             ok = False
     print("\ngoal (issue 17): fixed points of the 2-2-2-2 network complete, < 60 s")
     return ok
@@ -198,7 +235,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--old-repeats", type=int, default=1)
     ap.add_argument("--fp-old-budget", type=float, default=120.0)
-    ap.add_argument("--fp-new-budget", type=float, default=1800.0)
+    ap.add_argument("--fp-new-budget", type=float, default=600.0)
     ap.add_argument("--skip-fp", action="store_true")
     ap.add_argument("--only-fp", action="store_true")
     args = ap.parse_args(argv)

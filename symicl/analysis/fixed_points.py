@@ -256,13 +256,13 @@ class _System:
 
         ``None`` when g is irreducible and not definite (no split)."""
         if self.domain == sp.QQ and _GB_BACKEND == "flint" and self.active:
-            # screen with FLINT's factoriser: an irreducible g with an odd exponent
-            # somewhere can neither split nor be definite
+            # FLINT's factoriser first: an irreducible g does not split (it may be
+            # definite); SymPy's factor_list only for the reducible ones
             P = _to_flint(g, self.active)
             _, fac = P.factor()
-            if (len(fac) == 1 and int(fac[0][1]) == 1
-                    and any(e % 2 for m in P.monoms() for e in m)):
-                return None
+            if len(fac) == 1 and int(fac[0][1]) == 1:
+                alt = self._definite(g)
+                return None if alt is None else [] if alt == "none" else [alt]
         _, factors = sp.factor_list(g)
         factors = [f for f, _ in factors if f.has(*self.active)]
         out = []
@@ -435,10 +435,10 @@ def _decompose(system, polys, deadline, depth=0, out=None, seen=None):
             if system.saturate and before:
                 # the k-th factor's zeros off those of the earlier ones (they have
                 # their own branches): the saturation (G + f_k) : (f_1...f_{k-1})^oo
-                part = _saturation(system, list(polys if system.domain == sp.QQ else G)
+                part = _saturation(system, list(polys if len(polys) < len(G) else G)
                                    + list(alt), sp.Mul(*before))
-            elif system.domain == sp.QQ and _GB_BACKEND == "flint":
-                # same ideal, from the short generating set (FLINT's Buchberger pairs
+            elif system.domain == sp.QQ and _GB_BACKEND == "flint" and len(polys) < len(G):
+                # same ideal, from the shorter generating set (FLINT's Buchberger pairs
                 # every two generators: a few generators beat a large basis)
                 part = list(polys) + list(alt)
             else:
