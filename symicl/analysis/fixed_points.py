@@ -319,7 +319,10 @@ def _groebner(polys, gens, domain, primitive=False) -> list:
 
 #: Per-call memo of the FLINT path (cleared by :func:`fixed_points`): expressions as
 #: FLINT polynomials, and Groebner bases by generators.
-_MEMO: dict = {"poly": {}, "gb": {}, "expr": {}}
+_MEMO: dict = {"poly": {}, "gb": {}, "expr": {}, "alt": {}}
+#: (basis length, polynomial length, coefficient bits) within which a generating set
+#: of a branch is tried before the other one (:func:`_flint_gb`)
+_GB_LIMITS = (400, 4000, 4096)
 
 
 def _flint_ctx(gens):
@@ -344,8 +347,22 @@ def _flint_gb(polys, gens, extra=()):
 
     key = (tuple(polys), tuple(gens), tuple(str(e) for e in extra))
     if key not in _MEMO["gb"]:
-        vec = [_to_flint(e, gens) for e in polys] + list(extra)
-        G = flint.fmpz_mpoly_vec(vec, _flint_ctx(gens)).buchberger_naive().autoreduction()
+        ctx = _flint_ctx(gens)
+        sets = [[_to_flint(e, gens) for e in polys] + list(extra)]
+        other = _MEMO["alt"].get(tuple(polys)) if not extra else None
+        if other is not None:
+            sets.append([_to_flint(e, gens) for e in other])
+        G = None
+        if len(sets) > 1:
+            # two generating sets of one ideal: whichever finishes within the limits
+            for vec in sets:
+                G, done = flint.fmpz_mpoly_vec(vec, ctx).buchberger_naive(limits=_GB_LIMITS)
+                if done:
+                    break
+                G = None
+        if G is None:
+            G = flint.fmpz_mpoly_vec(sets[0], ctx).buchberger_naive()
+        G = G.autoreduction()
         _MEMO["gb"][key] = [g for g in G if not g.is_zero()]
     return key, _MEMO["gb"][key]
 
@@ -441,6 +458,7 @@ def _decompose(system, polys, deadline, depth=0, out=None, seen=None):
                 # same ideal, from the shorter generating set (FLINT's Buchberger pairs
                 # every two generators: a few generators beat a large basis)
                 part = list(polys) + list(alt)
+                _MEMO["alt"][tuple(part)] = G + list(alt)
             else:
                 part = G + list(alt)
             _decompose(system, part, deadline, depth + 1, out, seen)
