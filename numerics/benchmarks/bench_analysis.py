@@ -32,6 +32,15 @@ path) and then
 
 New path: median of ``--repeats``; old path: median of ``--old-repeats``
 (the old conservation path takes about a minute on the attention).
+
+Then ``fixed_points`` of the three-layer linear network 2-2-2-2
+(``tests/user_models/models.py:three_layer``, 12 parameters): new path (lex
+Groebner bases by FLINT, membership by top reduction, branches from the short
+generating sets, repeated ideals decomposed once) against the old path
+(``SYMICL_GB_BACKEND=sympy``) under a time budget ``--fp-old-budget`` (the old
+path does not finish its first basis; the ratio is then a lower bound); the
+same run on the width-1 network (2-1-1-2, 5 parameters), where both finish
+and must report the same points.  ``--skip-fp`` / ``--only-fp`` select.
 """
 
 from __future__ import annotations
@@ -126,13 +135,112 @@ def same_kernels(a, b, seed: int = 0) -> float:
     return worst
 
 
+def three_layer(width: int = 2):
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "user_models"))
+    from models import three_layer as build
+    return build(width=width)
+
+
+def time_fixed_points(model, backend: str, budget: float):
+    """(seconds, result or None if over the budget) of fixed_points on ``backend``."""
+    import importlib
+    fp = importlib.import_module("symicl.analysis.fixed_points")
+    saved = fp._GB_BACKEND
+    fp._GB_BACKEND = backend
+    t = time.perf_counter()
+    try:
+        res = fp.fixed_points(model, max_variables=12, time_budget=budget)
+    except fp.FixedPointBudgetError:
+        res = None
+    finally:
+        fp._GB_BACKEND = saved
+    return time.perf_counter() - t, res
+
+
+def newton_landing(model, res, n_starts: int = 200, seed: int = 3):
+    """Independent check: damped Newton (least-squares steps) on F = -grad L = 0 from
+    ``n_starts`` normal(0, 1.5^2) starts; (converged, landed on a reported component)."""
+    params = list(model.parameters)
+    flow = model.flow()
+    F = sp.Matrix([flow[p] for p in params])
+    f = sp.lambdify([params], list(F), "numpy")
+    jac = sp.lambdify([params], F.jacobian(params), "numpy")
+    comps = []
+    for pt in res:
+        if pt.is_family:
+            comps.append(("family", sp.lambdify([params], list(pt.equations), "numpy")))
+        else:
+            comps.append(("point", np.array([float(pt.values[p]) for p in params])))
+    rng = np.random.default_rng(seed)
+    converged = landed = 0
+    for _ in range(n_starts):
+        x = rng.normal(scale=1.5, size=len(params))
+        for _ in range(200):
+            r = np.array(f(x), dtype=float)
+            if np.max(np.abs(r)) < 1e-13 or not np.all(np.isfinite(x)):
+                break
+            x = x + np.linalg.lstsq(np.array(jac(x), dtype=float), -r, rcond=None)[0]
+        if not (np.all(np.isfinite(x)) and np.max(np.abs(np.array(f(x), dtype=float))) < 1e-11):
+            continue
+        converged += 1
+        for kind, c in comps:
+            if (kind == "point" and np.max(np.abs(c - x)) < 1e-6) or (
+                    kind == "family" and np.max(np.abs(np.array(c(x), dtype=float))) < 1e-6):
+                landed += 1
+                break
+    return converged, landed
+
+
+def bench_fixed_points(old_budget: float, new_budget: float) -> bool:
+    """Print the fixed-point rows; False when the paths disagree or the new one fails."""
+    ok = True
+    head = (f"{'fixed points':<26} {'P':>3} | {'new':>8} {'old':>9} {'ratio':>7} {'same':>4} | "
+            "components (dimension, loss, stability)")
+    print("\n" + head)
+    print("-" * len(head))
+    for label, width in (("three-layer 2-1-1-2", 1), ("three-layer 2-2-2-2", 2)):
+        model = three_layer(width)
+        model.flow()
+        tn, new = time_fixed_points(model, "flint", new_budget)
+        to, old = time_fixed_points(model, "sympy", old_budget)
+        if new is None:
+            print(f"{label:<26} {len(model.parameters):>3} | over {new_budget:g} s (new path)")
+            ok = False
+            continue
+        same = "-" if old is None else ("yes" if new.to_dict() == old.to_dict() else "NO")
+        ratio = f"{to / tn:>6.1f}x" if old is not None else f">{old_budget / tn:>5.1f}x"
+        old_s = f"{to:>9.2f}" if old is not None else f">{old_budget:>8g}"
+        loss = sp.lambdify([list(model.parameters)], model.expected_loss(), "math")
+        comps = []
+        for pt in new:
+            num = pt.numeric()
+            val = loss([num[p] for p in model.parameters])
+            comps.append(f"({pt.dimension}, {val:.4g}, {pt.stability.kind})")
+        print(f"{label:<26} {len(model.parameters):>3} | {tn:>8.2f} {old_s} {ratio} {same:>4} | "
+              f"{len(new)}: " + " ".join(comps))
+        conv, landed = newton_landing(model, new)
+        print(f"{'':<26}     Newton from 200 random starts: {conv} converged, {landed} on a "
+              f"reported component")
+        if same == "NO" or landed < conv:
+            ok = False
+    print("\ngoal (issue 17): fixed points of the 2-2-2-2 network complete, < 60 s")
+    return ok
+
+
 def main(argv=None) -> int:
     from .machine import machine
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--old-repeats", type=int, default=1)
+    ap.add_argument("--fp-old-budget", type=float, default=120.0)
+    ap.add_argument("--fp-new-budget", type=float, default=600.0)
+    ap.add_argument("--skip-fp", action="store_true")
+    ap.add_argument("--only-fp", action="store_true")
     args = ap.parse_args(argv)
+    if args.only_fp:
+        return 0 if bench_fixed_points(args.fp_old_budget, args.fp_new_budget) else 1
     import symicl.codegen  # noqa: F401  (loads symicl.codegen.kernels)
 
     print(machine("sympy", "flint"))
@@ -174,6 +282,8 @@ def main(argv=None) -> int:
         for f in folders:
             shutil.rmtree(f, ignore_errors=True)
     print("\ngoals (issue 17, the attention): laws < 5 s, kernels < 3 s")
+    if not args.skip_fp and not bench_fixed_points(args.fp_old_budget, args.fp_new_budget):
+        failed = True
     if failed:
         print("ERROR: the two paths disagree", file=sys.stderr)
         return 1

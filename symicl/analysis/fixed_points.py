@@ -5,7 +5,10 @@ zeros of the polynomial system F_1 = ... = F_n = 0.  They are found without
 any local search:
 
 1. *Decomposition.*  A Groebner basis G (lex order) of the system is computed
-   with ``sympy.groebner``.  If an element of G factors, g = f_1 f_2 ..., the
+   with FLINT's Buchberger over QQ (numeric constants; the reduced basis is
+   unique, so it is the one ``sympy.groebner`` gives, in a fraction of the
+   time; ``SYMICL_GB_BACKEND=sympy`` selects SymPy's) and with ``sympy.groebner``
+   over the rational functions of symbolic constants.  If an element of G factors, g = f_1 f_2 ..., the
    zero set splits into the zero sets of G + {f_k}, each decomposed again
    (the factorising Buchberger algorithm).  A factor that is a sum of even
    monomials with coefficients of one sign (e.g. 64 q_1^2 + 7 q_2^2) has the
@@ -51,6 +54,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import signal
 import threading
 import time
@@ -74,6 +78,11 @@ __all__ = [
 
 _TOL = 1e-12
 _DIGITS = 30
+
+#: Groebner backend over QQ: "flint" (FLINT's Buchberger in C) or "sympy" (the
+#: reference path; ``SYMICL_GB_BACKEND=sympy`` selects it, e.g. for benchmarks).
+_GB_BACKEND = os.environ.get("SYMICL_GB_BACKEND", "flint")
+_TRACE = bool(os.environ.get("SYMICL_FP_TRACE"))
 
 
 class FixedPointBudgetError(SymiclError):
@@ -220,14 +229,17 @@ class _System:
         self.domain = sp.QQ if not consts else sp.QQ.frac_field(*consts)
         self.eqs = eqs
         self.assumptions_of = assumptions_of
+        self.saturate = False
 
     def gb(self, polys, gens=None):
         gens = gens or self.active
         polys = [p for p in polys if p != 0]
         if not polys:
             return []
-        G = sp.groebner(polys, *gens, order="lex", domain=self.domain)
-        return [sp.expand(sp.numer(sp.together(g))) for g in G.exprs]
+        if self.domain == sp.QQ and _GB_BACKEND == "flint":
+            return _groebner(polys, gens, self.domain, primitive=True)
+        G = _groebner(polys, gens, self.domain)
+        return [sp.expand(sp.numer(sp.together(g))) for g in G]
 
     # -- signs under the constants' assumptions -------------------------------
     def sign(self, expr) -> int | None:
@@ -243,6 +255,14 @@ class _System:
         """Alternatives (lists of polynomials) whose real zeros cover those of g.
 
         ``None`` when g is irreducible and not definite (no split)."""
+        if self.domain == sp.QQ and _GB_BACKEND == "flint" and self.active:
+            # FLINT's factoriser first: an irreducible g does not split (it may be
+            # definite); SymPy's factor_list only for the reducible ones
+            P = _to_flint(g, self.active)
+            _, fac = P.factor()
+            if len(fac) == 1 and int(fac[0][1]) == 1:
+                alt = self._definite(g)
+                return None if alt is None else [] if alt == "none" else [alt]
         _, factors = sp.factor_list(g)
         factors = [f for f, _ in factors if f.has(*self.active)]
         out = []
@@ -269,20 +289,156 @@ class _System:
         return [sp.Mul(*[v for v, e in zip(self.active, m) if e]) for m, _ in terms]
 
 
+def _groebner(polys, gens, domain, primitive=False) -> list:
+    """The reduced lex Groebner basis of ``polys`` (expressions in ``gens``), as the
+    expressions ``sympy.groebner(...).exprs`` gives: monic, leading monomials descending.
+
+    Over QQ the basis is computed by FLINT (``fmpz_mpoly_vec.buchberger_naive``
+    and ``autoreduction`` on the primitive integer polynomials, then made monic);
+    the reduced basis of an ideal is unique, so both backends give the same
+    expressions.  Over rational functions of symbolic constants, SymPy's.
+    """
+    if _GB_BACKEND not in ("flint", "sympy"):
+        raise ModelError(f"unknown Groebner backend {_GB_BACKEND!r} (SYMICL_GB_BACKEND): "
+                         "use 'flint' or 'sympy'")
+    polys = [p for p in polys if p != 0]
+    if not polys:
+        return []
+    if domain != sp.QQ or _GB_BACKEND != "flint" or not gens:
+        return list(sp.groebner(polys, *gens, order="lex", domain=domain).exprs)
+    gb_key, G = _flint_gb(polys, gens)
+    key = (gb_key, primitive)
+    if key not in _MEMO["expr"]:
+        exprs = _from_flint(G, gens, primitive)
+        _MEMO["expr"][key] = exprs
+        # the basis generates the same ideal and is its own basis: no recomputation
+        # when it is passed back (membership tests, further decomposition)
+        _MEMO["gb"].setdefault((tuple(exprs), tuple(gens), ()), G)
+    return list(_MEMO["expr"][key])
+
+
+#: Per-call memo of the FLINT path (cleared by :func:`fixed_points`): expressions as
+#: FLINT polynomials, and Groebner bases by generators.
+_MEMO: dict = {"poly": {}, "gb": {}, "expr": {}, "alt": {}}
+#: (basis length, polynomial length, coefficient bits) within which a generating set
+#: of a branch is tried before the other one (:func:`_flint_gb`)
+_GB_LIMITS = (400, 4000, 4096)
+
+
+def _flint_ctx(gens):
+    import flint
+
+    return flint.fmpz_mpoly_ctx.get(tuple(f"x{k}" for k in range(len(gens))), "lex")
+
+
+def _to_flint(e, gens):
+    key = (e, tuple(gens))
+    if key not in _MEMO["poly"]:
+        P = sp.Poly(e, *gens, domain=sp.QQ)
+        den = math.lcm(*[int(c.q) for c in P.coeffs()])
+        _MEMO["poly"][key] = _flint_ctx(gens).from_dict(
+            {m: int(c * den) for m, c in P.terms()})
+    return _MEMO["poly"][key]
+
+
+def _flint_gb(polys, gens, extra=()):
+    """(key, reduced basis as a list of FLINT polynomials) of polys + extra (FLINT polys)."""
+    import flint
+
+    key = (tuple(polys), tuple(gens), tuple(str(e) for e in extra))
+    if key not in _MEMO["gb"]:
+        ctx = _flint_ctx(gens)
+        sets = [[_to_flint(e, gens) for e in polys] + list(extra)]
+        other = _MEMO["alt"].get(tuple(polys)) if not extra else None
+        if other is not None:
+            sets.append([_to_flint(e, gens) for e in other])
+        G = None
+        if len(sets) > 1:
+            # two generating sets of one ideal: whichever finishes within the limits
+            for vec in sets:
+                G, done = flint.fmpz_mpoly_vec(vec, ctx).buchberger_naive(limits=_GB_LIMITS)
+                if done:
+                    break
+                G = None
+        if G is None:
+            G = flint.fmpz_mpoly_vec(sets[0], ctx).buchberger_naive()
+        G = G.autoreduction()
+        _MEMO["gb"][key] = [g for g in G if not g.is_zero()]
+    return key, _MEMO["gb"][key]
+
+
+def _from_flint(G, gens, primitive):
+    out = []
+    for g in G:
+        terms = sorted(((tuple(m), int(c)) for m, c in g.to_dict().items()), reverse=True)
+        lc = terms[0][1]
+        if all(e == 0 for e in terms[0][0]):
+            return [sp.Integer(1)]
+        if primitive:
+            content = math.gcd(*[c for _, c in terms]) * (1 if lc > 0 else -1)
+            coeffs = {m: sp.Integer(c // content) for m, c in terms}
+        else:
+            coeffs = {m: sp.Rational(c, lc) for m, c in terms}
+        out.append((terms[0][0], sp.Poly.from_dict(coeffs, *gens, domain=sp.QQ).as_expr()))
+    out.sort(key=lambda mg: mg[0], reverse=True)
+    return tuple(g for _, g in out)
+
+
+def _top_reduces_to_zero(f, G) -> bool:
+    """f lies in the ideal of the Groebner basis G (FLINT polynomials): reduce the
+    leading term by the basis until f = 0 (member) or no leading monomial of G
+    divides it (not a member); integer arithmetic, primitive parts."""
+    ctx = f.context()
+    heads = [(tuple(g.monoms()[0]), int(g.leading_coefficient()), g) for g in G]
+    while not f.is_zero():
+        m = tuple(f.monoms()[0])
+        hit = next((h for h in heads if all(a <= b for a, b in zip(h[0], m))), None)
+        if hit is None:
+            return False
+        lm, lg, g = hit
+        lf = int(f.leading_coefficient())
+        k = math.lcm(lg, lf)
+        mono = ctx.from_dict({tuple(b - a for a, b in zip(lm, m)): k // lg})
+        f = f * (k // lf) - mono * g
+        if not f.is_zero():
+            f = f.primitive()[1]
+    return True
+
+
 def _reduces_to_zero(system, G, f):
+    """f lies in the ideal of G."""
     if not G:
         return f == 0
+    if system.domain == sp.QQ and _GB_BACKEND == "flint":
+        _, base = _flint_gb(G, system.active)
+        return _top_reduces_to_zero(_to_flint(f, system.active), base)
     Gb = sp.groebner(G, *system.active, order="lex", domain=system.domain)
     return Gb.reduce(f)[1] == 0
 
 
-def _decompose(system, polys, deadline, depth=0, out=None):
+def _saturation(system, polys, h) -> list:
+    """Generators of (polys) : h^oo, the polynomials vanishing on V(polys) off V(h):
+    eliminate t from polys + [1 - t h] (Rabinowitsch)."""
+    t = sp.Dummy("t")
+    gens = [t] + list(system.active)
+    G = _groebner(list(polys) + [sp.expand(1 - t * h)], gens, system.domain, primitive=True)
+    return [g for g in G if not g.has(t)]
+
+
+def _decompose(system, polys, deadline, depth=0, out=None, seen=None):
     """Components V(G) covering the real zeros of ``polys`` (lists of GB expressions)."""
     if out is None:
         out = []
     if depth > 60:
         raise FixedPointBudgetError("fixed-point decomposition did not terminate (depth > 60)")
     G = system.gb(polys)
+    seen = set() if seen is None else seen
+    if tuple(G) in seen:    # the same ideal by another path: its leaves are in ``out``
+        return out
+    seen.add(tuple(G))
+    if _TRACE:
+        print(f"fixed_points: depth {depth}, basis of {len(G)}, {len(out)} components",
+              flush=True)
     if any(g.is_number and g != 0 for g in G):
         return out
     for g in G:
@@ -291,8 +447,21 @@ def _decompose(system, polys, deadline, depth=0, out=None):
             continue
         if all(all(_reduces_to_zero(system, G, f) for f in alt) for alt in alts):
             continue
-        for alt in alts:
-            _decompose(system, G + list(alt), deadline, depth + 1, out)
+        for k, alt in enumerate(alts):
+            before = [a[0] for a in alts[:k] if len(a) == 1]
+            if system.saturate and before:
+                # the k-th factor's zeros off those of the earlier ones (they have
+                # their own branches): the saturation (G + f_k) : (f_1...f_{k-1})^oo
+                part = _saturation(system, list(polys if len(polys) < len(G) else G)
+                                   + list(alt), sp.Mul(*before))
+            elif system.domain == sp.QQ and _GB_BACKEND == "flint" and len(polys) < len(G):
+                # same ideal, from the shorter generating set (FLINT's Buchberger pairs
+                # every two generators: a few generators beat a large basis)
+                part = list(polys) + list(alt)
+                _MEMO["alt"][tuple(part)] = G + list(alt)
+            else:
+                part = G + list(alt)
+            _decompose(system, part, deadline, depth + 1, out, seen)
         return out
     out.append(G)
     return out
@@ -331,8 +500,8 @@ def _contained(system, GA, GB) -> bool:
     for b in GB:
         if GA and _reduces_to_zero(system, GA, b):
             continue
-        G = sp.groebner(GA + [1 - t * b], *gens, order="lex", domain=system.domain)
-        if not (len(G.exprs) == 1 and G.exprs[0].is_number):
+        G = _groebner(GA + [1 - t * b], gens, system.domain)
+        if not (len(G) == 1 and G[0].is_number):
             return False
     return True
 
@@ -400,16 +569,16 @@ def _separating_shape(system, G, attempt):
     rng = [1] + [((attempt + 2) * (i + 3)) % 7 + 1 for i in range(n - 1)]
     form = sum(k * x for k, x in zip(rng, system.active))
     gens = system.active + [t]
-    Gt = sp.groebner(G + [t - form], *gens, order="lex", domain=system.domain)
-    h = [g for g in Gt.exprs if g.free_symbols <= {t}]
+    Gt = _groebner(G + [t - form], gens, system.domain)
+    h = [g for g in Gt if g.free_symbols <= {t}]
     if not h:
         return None
     h = sp.sqf_part(sp.Poly(h[0], t))
     out = []
     for phi, _ in sp.factor_list(h.as_expr(), t)[1]:
-        Gp = sp.groebner(list(Gt.exprs) + [phi], *gens, order="lex", domain=system.domain)
+        Gp = _groebner(list(Gt) + [phi], gens, system.domain)
         shape = {}
-        for g in Gp.exprs:
+        for g in Gp:
             P = sp.Poly(g, *gens)
             lm = P.monoms(order="lex")[0]
             if sum(lm[:n]) == 1:
@@ -504,7 +673,7 @@ def _residual(flow, params, values, free, samples=3) -> float:
 
 def fixed_points(model: Model, constants: Mapping | None = None, *, classify: bool = True,
                  square_roots: Sequence = (), max_variables: int = 10,
-                 time_budget: float | None = 120.0) -> FixedPoints:
+                 time_budget: float | None = 120.0, saturate: bool = False) -> FixedPoints:
     """Every real fixed point (isolated or a family) of the model's flow F = -grad L.
 
     ``constants`` maps constant symbols (or names) to values; constants left
@@ -514,12 +683,18 @@ def fixed_points(model: Model, constants: Mapping | None = None, *, classify: bo
     verified by substitution; with ``classify`` its stability is computed
     from the Jacobian (:mod:`symicl.analysis.stability`).
 
+    ``saturate``: when a basis element factors as f_1 f_2 ..., decompose the k-th
+    branch off the zeros of f_1 ... f_{k-1} (saturation; smaller, disjoint
+    branches, same union).
+
     Raises :class:`FixedPointBudgetError` when more than ``max_variables``
     parameters are active or the time budget (seconds) runs out.
     """
     if not isinstance(model, Model):
         raise ModelError(f"fixed_points needs a symicl Model, got {type(model).__name__}")
     start = time.perf_counter()
+    for memo in _MEMO.values():
+        memo.clear()
     subs = _constant_values(model, constants)
     roots = {}
     for c in square_roots:
@@ -536,6 +711,7 @@ def fixed_points(model: Model, constants: Mapping | None = None, *, classify: bo
     consts = sorted({s for e in flow.values() for s in e.free_symbols} - set(params),
                     key=natural_key)
     system = _System(flow, params, consts, {})
+    system.saturate = bool(saturate)
     if len(system.active) > max_variables:
         raise FixedPointBudgetError(
             f"{len(system.active)} active parameters exceed max_variables={max_variables}: the "
