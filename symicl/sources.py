@@ -475,10 +475,11 @@ def input_options():
 
 
 def input_constants(options: Mapping) -> dict:
-    """{"kappa": value} for ``--inputs kurtosis`` (verify and sweep), else {}."""
+    """{"kappa": value} for ``--inputs kurtosis`` or ``--task-law kurtosis`` (verify and
+    sweep), else {}."""
     kappa = options.get("kappa")
-    if options.get("inputs", "gaussian") != "kurtosis":
+    if "kurtosis" not in (options.get("inputs", "gaussian"), options.get("task_law")):
         if kappa is not None:
-            raise ModelError("--kappa belongs to --inputs kurtosis")
+            raise ModelError("--kappa belongs to --inputs kurtosis (or --task-law kurtosis)")
         return {}
     return {"kappa": KAPPA_DEFAULT if kappa is None else float(kappa)}

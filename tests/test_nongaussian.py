@@ -20,6 +20,7 @@ from symicl.context import Context
 from symicl.errors import DistributionError, MomentError, NotPolynomialError, SymiclError
 from symicl.expectation import Distribution, Expectation, expectation
 from symicl.gaussian import Gaussian
+from symicl.models.linear_transformer import linear_transformer
 from symicl.models import build
 from symicl.sources import (Cumulants, Independent, Kurtosis, Laplace, Mixture, Rademacher,
                             StudentT, Uniform, input_constants)
@@ -318,3 +319,37 @@ def test_kurtosis_fixed_point_d2_checked_by_monte_carlo_gradient(inputs, kappa):
     assert _vanishes(*_mc_gradient_z(data, theta, consts, 200_000, 9, [0, 1, 2, 3]))
     mean, se = _mc_gradient_z(data, at(0), consts, 200_000, 10, [0, 1, 2, 3])
     assert np.max(np.abs(mean) / se) > 10
+
+
+@pytest.mark.parametrize("law", ["gaussian", "rademacher", "laplace"])
+def test_task_law_full_model_against_monte_carlo(law):
+    """Non-Gaussian tasks (``task_law``): the full d = 1 model's derived loss, where the task's
+    fourth moment enters through M_yy = lambda^2 mean(u^2), against an independent NumPy
+    forward pass.  Estimator: the mean of 1/2 (prediction - y)^2 over n = 400 000 prompts
+    (seed 11), SE = sample std / sqrt(n); tolerance 5 SE.  The Rademacher and Laplace losses
+    also differ from the Gaussian one by more than 8 SE (E[lambda^4] = 1, 6 against 3)."""
+    theta = {"WP_1_1": 0.3, "WP_1_2": -0.2, "WP_2_1": 0.5, "WP_2_2": 0.8,
+             "WQ_1_1": 0.6, "WQ_1_2": 0.35, "WQ_2_1": -0.7, "WQ_2_2": 0.1}
+    N = 4
+    model = linear_transformer(1, reduction="none", N=N, spectrum=[1], task_law=law)
+    assert model.options.get("task_law", "gaussian") == law
+    derived = float(model.expected_loss().subs({p: theta[p.name] for p in model.parameters}))
+    gauss = linear_transformer(1, reduction="none", N=N, spectrum=[1])
+    derived_gauss = float(gauss.expected_loss().subs({p: theta[p.name]
+                                                      for p in gauss.parameters}))
+    rng = np.random.default_rng(11)
+    n = 400_000
+    u, xq = rng.standard_normal((n, N)), rng.standard_normal(n)
+    lam = {"gaussian": rng.standard_normal(n), "rademacher": rng.choice([-1.0, 1.0], n),
+           "laplace": rng.laplace(0.0, 1.0 / np.sqrt(2.0), n)}[law]
+    WP = np.array([[theta["WP_1_1"], theta["WP_1_2"]], [theta["WP_2_1"], theta["WP_2_2"]]])
+    WQ = np.array([[theta["WQ_1_1"], theta["WQ_1_2"]], [theta["WQ_2_1"], theta["WQ_2_2"]]])
+    z = np.stack([u, lam[:, None] * u], axis=1)                    # (n, 2, N)
+    zq = np.stack([xq, np.zeros(n)], axis=1)                        # (n, 2)
+    M = np.einsum("kin,kjn->kij", z, z) / N + np.einsum("ki,kj->kij", zq, zq) / N
+    pred = np.einsum("j,kjl,lm,km->k", WP[1], M, WQ, zq)
+    err = 0.5 * (pred - lam * xq) ** 2
+    mean, se = err.mean(), err.std(ddof=1) / np.sqrt(n)
+    assert abs(mean - derived) <= 5 * se, (law, mean, derived, se)
+    if law != "gaussian":
+        assert abs(derived - derived_gauss) > 8 * se

@@ -37,7 +37,7 @@ from ..expectation import Distribution
 from ..gaussian import Gaussian
 from ..matrix_level import models as matrix_twins
 from ..model import Model
-from ..sources import input_constants, input_options, inputs as input_law
+from ..sources import INPUTS, input_constants, input_options, inputs as input_law
 
 __all__ = ["linear_transformer", "attention_variant", "per_mode_model", "TASKS", "REDUCTIONS",
            "KQ"]
@@ -101,24 +101,25 @@ def _weights(prefix: str, dim: int, out: int, reduction: str, diag_name: str, lo
     return mat, {active: active_block}
 
 
-def _data_law(dim: int, tasks: str, s, N, inputs: str = "gaussian"):
+def _data_law(dim: int, tasks: str, s, N, inputs: str = "gaussian",
+              task_law: str = "gaussian"):
     """The data law of in-context regression: task, context and query.
 
     Returns (u, xq, label, task, context, query): the context sample u (N iid
     copies) and the query x_q, both of the input law ``inputs`` with covariance S
     (N(0, S) by default; :func:`symicl.sources.inputs`), the label map x -> y and the task
-    group (lambda ~ N(0, I) for aligned tasks y = diag(lambda) x, w ~ N(0, I)
-    for isotropic tasks y = w^T x).
+    group (lambda for aligned tasks y = diag(lambda) x, w for isotropic tasks
+    y = w^T x; iid entries of unit variance and the law ``task_law``, N(0, 1) by default).
     """
     u = symbols.vector("u", dim)
     xq = symbols.vector("x", dim)
     if tasks == "aligned":
         lam = symbols.vector("lambda", dim)
-        task = Gaussian(lam, name="lambda")
+        task = input_law(task_law, lam, None, name="lambda")
         label = lambda x: sp.diag(*lam) * sp.Matrix(x)  # noqa: E731
     else:
         w = symbols.vector("w", dim)
-        task = Gaussian(w, name="w")
+        task = input_law(task_law, w, None, name="w")
         label = lambda x: sp.Matrix(w).T * sp.Matrix(x)  # noqa: E731
     context = Context(input_law(inputs, u, s, name="u"), N=N)
     query = input_law(inputs, xq, s, name="x")
@@ -128,7 +129,7 @@ def _data_law(dim: int, tasks: str, s, N, inputs: str = "gaussian"):
 def linear_transformer(dim: int = 1, reduction: str = "none", tasks: str = "aligned",
                        N=None, spectrum: Sequence | None = None, heads: int = 1,
                        kq: str = "merged", rank: int | None = None, layers: int = 1,
-                       inputs: str = "gaussian") -> Model:
+                       inputs: str = "gaussian", task_law: str = "gaussian") -> Model:
     """The linear transformer on in-context regression, as a :class:`Model`.
 
     ``dim`` is the input dimension d; ``N`` the context length (symbolic by
@@ -140,7 +141,8 @@ def linear_transformer(dim: int = 1, reduction: str = "none", tasks: str = "alig
     ``layers`` L give the attention variants of :func:`attention_variant`
     (reduction none only); the defaults are the one-head one-layer merged model.
     ``inputs`` is the law of the input coordinates (gaussian, uniform, rademacher,
-    laplace, kurtosis; each with the variance the spectrum gives it).
+    laplace, kurtosis; each with the variance the spectrum gives it), ``task_law`` the
+    law of the task entries (the same choices, unit variance; kurtosis shares kappa).
     """
     if not isinstance(dim, int) or dim < 1:
         raise ModelError(f"dimension must be a positive integer, got {dim!r}")
@@ -156,7 +158,7 @@ def linear_transformer(dim: int = 1, reduction: str = "none", tasks: str = "alig
     s = _spectrum(dim, spectrum)
     out = dim if tasks == "aligned" else 1
 
-    u, xq, label, task, context, query = _data_law(dim, tasks, s, N, inputs)
+    u, xq, label, task, context, query = _data_law(dim, tasks, s, N, inputs, task_law)
 
     z = sp.Matrix.vstack(sp.Matrix(u), label(u))
     zq = sp.Matrix.vstack(sp.Matrix(xq), sp.zeros(out, 1))
@@ -165,7 +167,8 @@ def linear_transformer(dim: int = 1, reduction: str = "none", tasks: str = "alig
     options = {"dim": dim, "reduction": reduction, "tasks": tasks,
                "N": "N" if N is None else str(N),
                "spectrum": "symbolic" if spectrum is None else [str(v) for v in s],
-               **({} if inputs == "gaussian" else {"inputs": inputs})}
+               **({} if inputs == "gaussian" else {"inputs": inputs}),
+               **({} if task_law == "gaussian" else {"task_law": task_law})}
     if variant:
         blocks, prediction = attention_variant(moments, zq, dim, **variant)
         options.update(variant)
@@ -458,7 +461,8 @@ def _extra_checks(ex):
         return [], {}
     d, opts, t = ex.options["dim"], ex.options, ex.t
     aligned = linear_transformer(d, reduction="aligned", tasks=opts["tasks"],
-                                 inputs=opts.get("inputs", "gaussian"))
+                                 inputs=opts.get("inputs", "gaussian"),
+                                 task_law=opts.get("task_law", "gaussian"))
     theta0 = [ex.plan.init] * len(aligned.parameters)
     gains = _aligned_gains(aligned, d)
     flow_args = dict(t_eval=t, method="DOP853", rtol=1e-12, atol=1e-14, backend="numpy")
@@ -571,6 +575,9 @@ def _spec():
             Option("anisotropy", "float", None, "s_1 / s_d = k with a geometric spectrum "
                    "k^(1/2 - (a-1)/(d-1)), instead of --spectrum", low=1.0, role="numeric"),
             *input_options(),
+            Option("task_law", "str", "gaussian", "law of the task entries (lambda or w), unit "
+                   "variance: gaussian, uniform, rademacher, laplace, kurtosis (the kappa of "
+                   "--inputs kurtosis)", choices=INPUTS),
             Option("heads", "int", 1, "attention heads H (reduction none)", low=1),
             Option("kq", "str", "merged", "merged: one D x D key-query matrix W^Q per head; "
                    "separate: W^Q = W^K^T W^Q with r x D key and query (reduction none)",
