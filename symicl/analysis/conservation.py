@@ -126,6 +126,18 @@ def _system(fr: _FlowRing, combos, polys=None):
     return entries
 
 
+def _at_point(poly, point) -> "sp.QQ":
+    """A coefficient polynomial (exponent tuple of the constants -> rational) at ``point``."""
+    total = sp.QQ(0)
+    for exps, coeff in poly.items():
+        term = sp.QQ(coeff)
+        for x, e in zip(point, exps):
+            if e:
+                term *= x ** e
+        total += term
+    return total
+
+
 def _numeric_support(entries, ncols: int, nconst: int, trials: int = 2) -> set[int]:
     """Columns used by the null space at random rational constants (a screen).
 
@@ -137,17 +149,7 @@ def _numeric_support(entries, ncols: int, nconst: int, trials: int = 2) -> set[i
     for _ in range(trials):
         point = [sp.QQ(rng.randint(3, 97), rng.randint(3, 97)) for _ in range(nconst)]
 
-        def value(poly):
-            total = sp.QQ(0)
-            for exps, coeff in poly.items():
-                term = sp.QQ(coeff)
-                for x, e in zip(point, exps):
-                    if e:
-                        term *= x ** e
-                total += term
-            return total
-
-        rows = {i: {j: v for j, poly in row.items() if (v := value(poly)) != 0}
+        rows = {i: {j: v for j, poly in row.items() if (v := _at_point(poly, point)) != 0}
                 for i, row in enumerate(entries)}
         rows = {i: r for i, r in rows.items() if r}
         dm = DomainMatrix(rows, (len(entries), ncols), sp.QQ)

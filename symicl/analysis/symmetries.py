@@ -51,7 +51,7 @@ from sympy.polys.matrices import DomainMatrix
 
 from ..errors import ModelError
 from ..model import Model
-from .conservation import (_certify, _coefficient_expr, _FlowRing, _numeric_support,
+from .conservation import (_at_point, _certify, _coefficient_expr, _FlowRing, _numeric_support,
                            _ring_basis, conservation_laws)
 
 __all__ = ["Symmetry", "LieAlgebra", "NoetherPair", "GaugeFixed", "MAX_UNKNOWNS",
@@ -199,20 +199,10 @@ def _rational_basis(fr: _FlowRing, entries, support, polys):
     if len(fr.c_idx) > len(point):
         return None
 
-    def at(poly):
-        total = sp.QQ(0)
-        for monom, coeff in poly.items():
-            term = sp.QQ(coeff)
-            for v, e in zip(point, monom):
-                if e:
-                    term *= v ** e
-            total += term
-        return total
-
     where = {j: k for k, j in enumerate(support)}
     data = {}
     for i, row in enumerate(entries):
-        r = {where[j]: at(poly) for j, poly in row.items() if j in where}
+        r = {where[j]: _at_point(poly, point) for j, poly in row.items() if j in where}
         r = {k: v for k, v in r.items() if v}
         if r:
             data[i] = r
