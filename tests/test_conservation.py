@@ -102,3 +102,17 @@ def test_full_transformer_gd_step_changes_norm_difference_by_eta_squared_law():
     predicted = (eta ** 2 * law.step_change[2]).subs({gradient_symbol(p): grads[p] for p in m.parameters})
     assert abs(float(observed - predicted)) < 1e-20
     assert abs(float(observed)) > 1e-6        # the change is real, not zero
+
+
+@pytest.mark.parametrize("options", [{"dim": 1}, {"dim": 2}])
+def test_laws_at_a_rational_point_equal_the_ring_path(monkeypatch, options):
+    """The null space computed at one rational point of the constants and certified with the
+    constants symbolic gives the same canonical laws as elimination over their rational
+    functions (the reference path)."""
+    import symicl.analysis.conservation as conservation
+
+    model = build("linear-transformer", **options)
+    fast = [law.to_dict() for law in conservation.conservation_laws(model).laws]
+    assert fast
+    monkeypatch.setattr(conservation, "_rational_basis", lambda *args: None)
+    assert [law.to_dict() for law in conservation.conservation_laws(model).laws] == fast

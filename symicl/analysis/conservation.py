@@ -195,7 +195,9 @@ def conservation_laws(model: Model, degree: int = 2, with_step_change: bool = Tr
     laws: list[ConservationLaw] = []
     if not support:
         return Conservation(laws, inert, degree)
-    basis = _ring_basis(fr, entries, support)
+    basis = _rational_basis(fr, entries, support, [polys[j] for j in support])
+    if basis is None:
+        basis = _ring_basis(fr, entries, support)
     for vec in basis:
         if all(not v for v in vec):
             continue
@@ -206,6 +208,44 @@ def conservation_laws(model: Model, degree: int = 2, with_step_change: bool = Tr
         step = discrete_step_change(model, h, _certified=True) if with_step_change else {}
         laws.append(ConservationLaw(h, cert, step))
     return Conservation(laws, inert, degree)
+
+
+def _rational_basis(fr: _FlowRing, entries, support, polys):
+    """The null space at one rational point of the constants, if it holds for all of them.
+
+    Elimination over QQ at a fixed point c* of the constants (N, s_a, ...) is
+    far cheaper than over their rational functions.  The nullity at c* is at
+    least the generic one (rank can only drop at special points), so when every
+    vector of the basis at c* passes the exact certificate with the constants
+    symbolic, the two spaces are equal and so are their reduced row-echelon
+    bases.  Returns None (use the ring) when there are no constants or a vector
+    fails: generators that depend on the constants, or a special point.
+    """
+    if not fr.c_idx:
+        return None
+    point = [sp.QQ(int(sp.prime(26 + k)), 7 + 2 * k) for k in range(len(fr.c_idx))]
+
+    where = {j: k for k, j in enumerate(support)}
+    data = {}
+    for i, row in enumerate(entries):
+        r = {where[j]: _at_point(poly, point) for j, poly in row.items() if j in where}
+        r = {k: v for k, v in r.items() if v}
+        if r:
+            data[i] = r
+    if data:
+        dm = DomainMatrix(data, (len(entries), len(support)), sp.QQ)
+        null = dm.nullspace()
+        if null.shape[0] == 0:
+            return []
+        basis = null.rref()[0].to_list()
+    else:
+        basis = DomainMatrix.eye(len(support), sp.QQ).to_list()
+    for vec in basis:
+        try:
+            _certify(fr, polys, vec)
+        except ArithmeticError:
+            return None
+    return basis
 
 
 def _ring_basis(fr: _FlowRing, entries, support):

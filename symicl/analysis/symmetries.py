@@ -51,8 +51,8 @@ from sympy.polys.matrices import DomainMatrix
 
 from ..errors import ModelError
 from ..model import Model
-from .conservation import (_at_point, _certify, _coefficient_expr, _FlowRing, _numeric_support,
-                           _ring_basis, conservation_laws)
+from .conservation import (_certify, _coefficient_expr, _FlowRing, _numeric_support,
+                           _rational_basis, _ring_basis, conservation_laws)
 
 __all__ = ["Symmetry", "LieAlgebra", "NoetherPair", "GaugeFixed", "MAX_UNKNOWNS",
            "symmetries", "lie_algebra", "noether", "orbit_directions", "gauge_fix"]
@@ -179,47 +179,6 @@ def symmetries(model: Model, max_unknowns: int | None = None) -> list[Symmetry]:
                 f"({len(support)} entries of A, {sum(1 for v in vec if v)} non-zero)")
         out.append(Symmetry(A, fld, _describe(A, params), cert, tuple(params)))
     return out
-
-
-def _rational_basis(fr: _FlowRing, entries, support, polys):
-    """The null space at one rational point of the constants, if it holds for all of them.
-
-    Elimination over QQ at a fixed point c* of the constants (N, s_a, ...) is
-    far cheaper than over their rational functions.  The nullity at c* is at
-    least the generic one (rank can only drop at special points), so when every
-    vector of the basis at c* passes the exact certificate with the constants
-    symbolic, the two spaces are equal and so are their reduced row-echelon
-    bases.  Returns None (use the ring) when there are no constants or a vector
-    fails: generators that depend on the constants, or a special point.
-    """
-    if not fr.c_idx:
-        return None
-    point = [sp.QQ(p, 7 + 2 * k) for k, p in enumerate((101, 113, 127, 131, 137, 139, 149, 151,
-                                                         157, 163, 167, 173))]
-    if len(fr.c_idx) > len(point):
-        return None
-
-    where = {j: k for k, j in enumerate(support)}
-    data = {}
-    for i, row in enumerate(entries):
-        r = {where[j]: _at_point(poly, point) for j, poly in row.items() if j in where}
-        r = {k: v for k, v in r.items() if v}
-        if r:
-            data[i] = r
-    if data:
-        dm = DomainMatrix(data, (len(entries), len(support)), sp.QQ)
-        null = dm.nullspace()
-        if null.shape[0] == 0:
-            return []
-        basis = null.rref()[0].to_list()
-    else:
-        basis = DomainMatrix.eye(len(support), sp.QQ).to_list()
-    for vec in basis:
-        try:
-            _certify(fr, polys, vec)
-        except ArithmeticError:
-            return None
-    return basis
 
 
 def _shifted_system(fr: _FlowRing, columns) -> list:
