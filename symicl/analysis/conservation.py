@@ -102,8 +102,8 @@ class _FlowRing:
             inner[const] = inner.get(const, 0) + coeff
         return out
 
-    def constant_expr(self, poly: dict) -> sp.Expr:
-        """A {constant-exponents: coeff} polynomial as a SymPy expression."""
+    def lift(self, poly: dict):
+        """A {constant-exponents: coeff} polynomial as an element of the full ring."""
         n = len(self.ring.gens)
         full = {}
         for const, coeff in poly.items():
@@ -111,7 +111,11 @@ class _FlowRing:
             for i, e in zip(self.c_idx, const):
                 monom[i] = e
             full[tuple(monom)] = coeff
-        return self.to_expr(self.ring.ring.from_dict(full))
+        return self.ring.ring.from_dict(full)
+
+    def constant_expr(self, poly: dict) -> sp.Expr:
+        """A {constant-exponents: coeff} polynomial as a SymPy expression."""
+        return self.to_expr(self.lift(poly))
 
 
 def _system(fr: _FlowRing, combos, polys=None):
@@ -297,17 +301,6 @@ def _coefficient_expr(fr: _FlowRing, v) -> sp.Expr:
 
 def _certify(fr: _FlowRing, polys, vec) -> None:
     """Check sum_j vec_j grad(m_j) . F == 0 exactly in the coefficient ring."""
-    n = len(fr.ring.gens)
-
-    def lift(poly):
-        full = {}
-        for const, coeff in poly.items():
-            monom = [0] * n
-            for i, e in zip(fr.c_idx, const):
-                monom[i] = e
-            full[tuple(monom)] = coeff
-        return fr.ring.ring.from_dict(full)
-
     if any(isinstance(v, FracElement) for v in vec):
         den = None
         for v in vec:
@@ -321,7 +314,7 @@ def _certify(fr: _FlowRing, polys, vec) -> None:
             q, r = divmod(den, v.denom)
             if r:
                 raise ArithmeticError("denominator does not divide the common denominator")
-            coeffs.append(lift(dict((v.numer * q).items())))
+            coeffs.append(fr.lift(dict((v.numer * q).items())))
     else:
         coeffs = [fr.ring.ring(v) if v else None for v in vec]
     total = fr.ring.zero

@@ -44,7 +44,7 @@ in P - r unknowns.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import sympy as sp
 from sympy.polys.matrices import DomainMatrix

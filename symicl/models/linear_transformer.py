@@ -34,7 +34,6 @@ from .. import symbols
 from ..context import Context
 from ..errors import ModelError
 from ..expectation import Distribution
-from ..gaussian import Gaussian
 from ..matrix_level import models as matrix_twins
 from ..model import Model
 from ..sources import INPUTS, input_constants, input_options, inputs as input_law

@@ -63,14 +63,6 @@ class DOP853Result:
         self.t, self.y, self.steps, self.rejected, self.nfev = t, y, steps, rejected, nfev
 
 
-@numba.njit(cache=True)
-def _rms(x):
-    s = 0.0
-    for v in x:
-        s += v * v
-    return math.sqrt(s / x.size)
-
-
 @numba.njit(types.float64(_FLOW, _ARR, types.float64, _ARR, _ARR, types.float64, types.float64,
                           types.float64, _ARR), cache=True)
 def _initial_step(flow, c, t0, y0, f0, t_bound, rtol, atol, work):
