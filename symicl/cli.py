@@ -299,7 +299,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     constants = parse_assignments(args.const, "--const")
     overrides = {name: getattr(args, f"p_{name}") for name, _, _ in PLAN_FLAGS}
     overrides["simulator"] = args.simulator
-    plan = Plan.make(spec, quick=args.quick, **overrides)
+    plan = Plan.make(spec, quick=args.quick, options=options, **overrides)
     _check_output(args.out, folder=True)
     start = time.perf_counter()
     checks, extra = verify(spec, options, plan, constants, progress=not args.no_progress)

@@ -219,8 +219,11 @@ class ModelSpec:
     * ``measures``: extra sweep measures (name -> description) computed by
       ``extra_measures(context) -> dict``.
 
-    ``plan`` and ``quick`` override the verification plan's defaults;
-    ``defaults`` the options' defaults in verify and sweep.
+    ``plan`` and ``quick`` override the verification plan's defaults, and
+    ``plan_for(options) -> dict`` overrides them again for given options
+    (e.g. a smaller step for two attention layers, whose per-example
+    gradients have far heavier tails); ``defaults`` the options' defaults in
+    verify and sweep.
     """
 
     name: str
@@ -238,6 +241,7 @@ class ModelSpec:
     latex_heads: dict = field(default_factory=dict)
     plan: dict = field(default_factory=dict)
     quick: dict = field(default_factory=dict)
+    plan_for: Callable[[dict], dict] | None = None   # options -> plan overrides
     defaults: dict = field(default_factory=dict)   # option defaults in verify and sweep
     learned_map: tuple = ()                # block products (left, right) the model implements
     matrix_level: Callable | None = None   # the dimension-free twin's builder (MatrixModel)

@@ -28,13 +28,17 @@ import random
 from dataclasses import dataclass, field
 from itertools import combinations_with_replacement
 
+import numpy as np
 import sympy as sp
 from sympy.polys.fields import FracElement
 from sympy.polys.matrices import DomainMatrix
 
+from ..algebra import FlintRing
 from ..model import Model
 
 __all__ = ["ConservationLaw", "Conservation", "conservation_laws", "discrete_step_change"]
+
+SAMPLED_TERMS = 20_000   # expected-loss terms beyond which the ansatz system is sampled
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,10 @@ def conservation_laws(model: Model, degree: int = 2, with_step_change: bool = Tr
         raise ValueError(f"ansatz degree must be at least 1, got {degree}")
     if _old_path() or model._engine._expr_plan is None:
         return _conservation_laws_expr(model, degree, with_step_change)
+    if len(model._expected) > SAMPLED_TERMS:
+        found = _sampled_laws(model, degree, with_step_change)
+        if found is not None:
+            return found
     grads = model._gradient
     inert = [p for p in model.parameters if not grads[p]]
     active = [p for p in model.parameters if grads[p]]
@@ -211,6 +219,84 @@ def conservation_laws(model: Model, degree: int = 2, with_step_change: bool = Tr
         cert = f"grad({h}) . F = 0"
         step = discrete_step_change(model, h, _certified=True) if with_step_change else {}
         laws.append(ConservationLaw(h, cert, step))
+    return Conservation(laws, inert, degree)
+
+
+def _sampled_laws(model: Model, degree: int, with_step_change: bool):
+    """The laws of a flow too large to expand the ansatz system, by exact sampling.
+
+    At an integer point c* of the constants and K = (number of ansatz
+    monomials m_j) + 8 random integer points theta_k, the rows
+    (grad m_j(theta_k) . F(theta_k, c*))_j are evaluated exactly mod a prime
+    (:mod:`.modular`); their null space contains the laws at c* (rank mod p
+    and at special points can only drop, so nothing is lost), and its reduced
+    echelon basis is lifted by rational reconstruction.  Each lifted vector
+    must pass the exact certificate sum_j a_j grad m_j . F == 0 in flint with
+    the constants symbolic; then the space is the generic one and the basis
+    the ring path's.  Returns None (use the ring path) when a vector fails or
+    does not lift.
+    """
+    from . import modular
+
+    ring = model._engine.coefficients
+    p_all = [ring.index[p] for p in model.parameters]
+    c_idx = [i for i in range(len(ring.gens)) if i not in set(p_all)]
+    c_star = [int(sp.prime(5 + k)) for k in range(len(c_idx))]
+    mptr, mvar, mexp, coef = modular.loss_table(model._expected, p_all, c_idx, c_star)
+    used = set(mvar.tolist())
+    inert = [p for k, p in enumerate(model.parameters) if k not in used]
+    keep = [k for k in range(len(model.parameters)) if k in used]
+    active = [model.parameters[k] for k in keep]
+    if not active:
+        return Conservation([], inert, degree)
+    combos = list(combinations_with_replacement(range(len(active)), degree))
+    rng = np.random.default_rng(20261203)
+    K = len(combos) + 8
+    points = rng.integers(-9, 10, size=(K, len(model.parameters))).astype(np.int64)
+    P = modular.PRIME
+    grads = modular.gradients(mptr, mvar, mexp, coef, points % P, P)
+    F = [(-grads[:, k]) % P for k in keep]
+    theta = [points[:, k] % P for k in keep]
+    rows = np.zeros((K, len(combos)), np.int64)
+    for j, combo in enumerate(combos):
+        for k in set(combo):
+            rest = list(combo)
+            rest.remove(k)
+            term = np.full(K, combo.count(k), np.int64)
+            for m in rest:
+                term = term * theta[m] % P
+            rows[:, j] = (rows[:, j] + term * F[k]) % P
+    fl = FlintRing(ring.gens)
+    basis = []
+    for vec in modular.null_rref(fl.flint, rows):
+        lifted = [modular.rational(v) if v else (0, 1) for v in vec]
+        if any(q is None for q in lifted):
+            return None
+        basis.append([sp.Rational(a, b) for a, b in lifted])
+    if not basis:
+        return Conservation([], inert, degree)
+    loss = fl.from_sympy_poly(model._expected)
+    flows = [-loss.derivative(p_all[k]) for k in keep]
+    gens = [fl.vars[p_all[k]] for k in keep]
+    monomials = [sp.Mul(*[active[k] for k in c]) for c in combos]
+    laws: list[ConservationLaw] = []
+    for vec in basis:
+        total = fl.zero
+        for j, v in enumerate(vec):
+            if v:
+                q = fl.flint.fmpq(int(v.p), int(v.q))
+                for k in set(combos[j]):
+                    rest = list(combos[j])
+                    rest.remove(k)
+                    term = fl.one * (q * combos[j].count(k))
+                    for m in rest:
+                        term = term * gens[m]
+                    total = total + term * flows[k]
+        if not total.is_zero():
+            return None
+        h = sp.expand(sum(v * monomials[j] for j, v in enumerate(vec) if v))
+        step = discrete_step_change(model, h, _certified=True) if with_step_change else {}
+        laws.append(ConservationLaw(h, f"grad({h}) . F = 0", step))
     return Conservation(laws, inert, degree)
 
 

@@ -16,6 +16,7 @@ from ..algebra import expr_from_terms
 from ..model import Model
 from .cache import kernel_key, load_or_write
 from .source import GENERATOR_VERSION, module_source, renamed_symbols
+from .table import TABLE_TERMS, table_module
 
 __all__ = ["Kernels", "kernels"]
 
@@ -96,6 +97,9 @@ def _kernels(model: Model, backend: str) -> Kernels:
     engine = model._engine
     gens, negative, symbols, neg = plan
     expected = model._expected
+    if len(expected) > TABLE_TERMS:
+        # printing and cse would not finish: evaluate the terms themselves
+        return Kernels(table_module(model, gens, negative), None, backend, generated=True)
     # The key hashes the expected loss's terms in the coefficient ring (loss,
     # flow and Jacobian all follow from them), not the printed expressions.
     terms = sorted(expected.items())

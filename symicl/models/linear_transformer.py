@@ -286,8 +286,12 @@ def default_spectrum(dim: int) -> tuple[float, ...]:
 
 
 def _constants(options: dict) -> dict:
-    """N (8 if not given) and s_a: the spectrum, else s_1/s_d = anisotropy (geometric), else
-    :func:`default_spectrum`."""
+    """N (if not given 8, or 32 with two or more layers) and s_a: the spectrum, else
+    s_1/s_d = anisotropy (geometric), else :func:`default_spectrum`.
+
+    With layers the per-example loss is of high degree in the data (degree 16 in
+    the weights at L = 2) and its gradients heavy-tailed: at N = 8 SGD itself
+    diverges (a rare huge step), at N = 32 it follows the flow."""
     dim = options["dim"]
     spectrum, k = options.get("spectrum"), options.get("anisotropy")
     if spectrum is not None and k is not None:
@@ -300,9 +304,14 @@ def _constants(options: dict) -> dict:
     spectrum = spectrum or default_spectrum(dim)
     if len(spectrum) != dim:
         raise ModelError(f"spectrum has {len(spectrum)} eigenvalues for dimension {dim}")
-    N = options.get("N") or 8
+    N = options.get("N") or (32 if options.get("layers", 1) > 1 else 8)
     return {"N": N, **{f"s_{a + 1}": float(v) for a, v in enumerate(spectrum)},
             **input_constants(options)}
+
+
+def _plan_for(options: dict) -> dict:
+    """Two or more layers: eta 0.005 and batch 256, quick or not (heavier-tailed gradients)."""
+    return {"eta": 0.005, "batch": 256} if options.get("layers", 1) > 1 else {}
 
 
 def _out(options) -> int:
@@ -587,6 +596,7 @@ def _spec():
                    "from the query's label slot after the last (reduction none)", low=1),
         ),
         defaults={"dim": 2},
+        plan_for=_plan_for,
         constants=_constants,
         init=_start,
         readout=_readout,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import sympy as sp
@@ -12,23 +12,26 @@ from ..model import Model
 from ..simulate import integrate
 from .checks import Check, bound_check
 
-__all__ = ["flow_drift_check", "gd_law_check"]
+__all__ = ["flow_drift_checks", "gd_law_check"]
 
 
-def flow_drift_check(model: Model, h: sp.Expr, start, t_end: float,
-                     constants: Mapping[str, float], bound: float = 1e-10,
-                     label: str | None = None) -> Check:
-    """max_t |h(theta(t)) - h(theta(0))| / scale along the integrated flow.
+def flow_drift_checks(model: Model, laws: Sequence[tuple[sp.Expr, str]], start, t_end: float,
+                      constants: Mapping[str, float], bound: float = 1e-10) -> list[Check]:
+    """max_t |h(theta(t)) - h(theta(0))| / scale along one integrated flow, for each law.
 
-    The scale is max(|h(0)|, max_t |theta(t)|^2), so a law that starts at 0 is
-    judged against the size of the weights.
+    ``laws`` holds (h, label) pairs.  The scale is max(|h(0)|, max_t |theta(t)|^2),
+    so a law that starts at 0 is judged against the size of the weights.
     """
     tr = integrate(model, start, t_end, constants, method="DOP853", rtol=1e-12, atol=1e-14,
-                   backend="numpy", conserved=[h])
-    values = tr.conserved[str(h)]
-    scale = max(abs(values[0]), float(np.max(np.sum(tr.theta ** 2, axis=1))))
-    return bound_check(f"relative drift of {label or h} along the flow",
-                       float(np.max(np.abs(values - values[0]))) / scale, bound)
+                   backend="numpy", conserved=[h for h, _ in laws])
+    size = float(np.max(np.sum(tr.theta ** 2, axis=1)))
+    checks = []
+    for h, label in laws:
+        values = tr.conserved[str(h)]
+        scale = max(abs(values[0]), size)
+        checks.append(bound_check(f"relative drift of {label or h} along the flow",
+                                  float(np.max(np.abs(values - values[0]))) / scale, bound))
+    return checks
 
 
 def gd_law_check(model: Model, h: sp.Expr, start, constants: Mapping[str, float],

@@ -51,9 +51,13 @@ class Plan:
              "n_gradient": 40_000, "eta_sweep": (0.01, 0.04), "sweep_time": 0.5}
 
     @classmethod
-    def make(cls, spec: ModelSpec, quick: bool = False, **overrides) -> "Plan":
-        """The spec's plan (quick or full) with ``overrides``, checked."""
+    def make(cls, spec: ModelSpec, quick: bool = False, options: dict | None = None,
+             **overrides) -> "Plan":
+        """The spec's plan (quick or full), then its ``plan_for(options)``, then
+        ``overrides``, checked."""
         base = {**spec.plan, **(dict(cls.QUICK, **spec.quick) if quick else {})}
+        if spec.plan_for is not None and options is not None:
+            base.update(spec.plan_for(options))
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(base) - names)
         if unknown:
