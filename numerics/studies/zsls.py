@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from symicl.codegen import kernels
 from symicl.models import build
 from symicl.spec import MatrixPacking
 
@@ -55,51 +56,23 @@ FULL = dict(dim=4, heads_merged=4, heads_separate=4, N=19, seeds=16, train=8000,
 
 # -- the model, its derived flow and ZSLS's conventions --------------------------------------
 
-class RingFlow:
-    """The derived expected loss and flow at numeric constants, evaluated from the engine's
-    exact polynomials (monomial tables; no code generation, so deep models are quick).
-
-    ``loss(theta)`` and ``flow(theta)`` = -grad L, for a model whose constants are numbers.
-    """
+class DerivedFlow:
+    """The derived expected loss, flow and Jacobian at numeric constants, through the
+    model's kernels (:func:`symicl.codegen.kernels`: printed and compiled, or the
+    monomial table for a very large loss such as two layers')."""
 
     def __init__(self, model):
-        poly = model._expected
-        syms = poly.ring.symbols
-        if len(syms) != len(model.parameters):
-            raise ValueError("give every constant of the model a number")
-        index = [syms.index(p) for p in model.parameters]
-        monos: dict = {}
-        rows, cols, vals = [], [], []
-
-        def add(row, terms):
-            for m, c in terms:
-                m = tuple(m[i] for i in index)
-                col = monos.setdefault(m, len(monos))
-                rows.append(row), cols.append(col), vals.append(float(c))
-
-        add(0, poly.terms())
-        for k, p in enumerate(model.parameters, start=1):
-            add(k, (-model._gradient[p]).terms())
-        from scipy.sparse import csr_matrix
-
-        E = np.array(list(monos), dtype=np.int64).reshape(len(monos), len(index))
-        self.C = csr_matrix((vals, (rows, cols)), shape=(len(index) + 1, len(monos)))
-        # each monomial as the list of its factors' indices, padded with the index of a 1
-        deg = int(E.sum(axis=1).max()) if E.size else 0
-        self.factors = np.full((len(E), max(deg, 1)), len(index), dtype=np.int64)
-        for r, row in enumerate(E):
-            f = np.repeat(np.arange(len(index)), row)
-            self.factors[r, :len(f)] = f
-
-    def _all(self, theta):
-        ext = np.append(np.asarray(theta, dtype=float), 1.0)
-        return self.C @ np.prod(ext[self.factors], axis=1)
+        self.kernels = kernels(model, "table")
+        self.c = self.kernels.constants_vector({})
 
     def loss(self, theta):
-        return float(self._all(theta)[0])
+        return float(self.kernels.loss(np.asarray(theta, dtype=float), self.c))
 
     def flow(self, theta):
-        return self._all(theta)[1:]
+        return self.kernels.flow(np.asarray(theta, dtype=float), self.c)
+
+    def jacobian(self, theta):
+        return self.kernels.jacobian(np.asarray(theta, dtype=float), self.c)
 
 
 class Setting:
@@ -111,7 +84,7 @@ class Setting:
         self.D = dim + 1
         self.model = build("linear-transformer", dim=dim, heads=heads, kq=kq,
                            tasks="isotropic", N=N, spectrum=list(self.s))
-        self.ring = RingFlow(self.model)
+        self.ring = DerivedFlow(self.model)
         self.loss_scale = loss_scale
         self.m_scale = 1.0 if normalise else float(N)     # their moment matrix: N times ours
         one = heads == 1

@@ -51,12 +51,12 @@ def prompts(n, N, s, rng):
 def depth_study(log, quick=True, N=8, s=1.0, seed=0):
     from scipy.integrate import solve_ivp
 
-    from .zsls import RingFlow
+    from .zsls import DerivedFlow
 
     model = build("linear-transformer", dim=1, layers=2, N=N, spectrum=[s])
-    ring = RingFlow(model)
+    ring = DerivedFlow(model)
     log(f"depth: derived flow of the two-layer model, {len(model.parameters)} parameters, "
-        f"{ring.C.shape[1]} monomials")
+        f"{len(model._expected)} terms")
     names = [p.name for p in model.parameters]
     rng = np.random.default_rng([seed, 3])
     theta0 = 0.2 * rng.standard_normal(len(names))
@@ -68,9 +68,7 @@ def depth_study(log, quick=True, N=8, s=1.0, seed=0):
                     rtol=1e-8, atol=1e-11, t_eval=np.linspace(0, t_end, 61))
     theta = sol.y[:, -1]
     F = ring.flow(theta)
-    h = 1e-6
-    J = np.array([(ring.flow(theta + h * e) - ring.flow(theta - h * e)) / (2 * h)
-                  for e in np.eye(len(theta))]).T
+    J = ring.jacobian(theta)
     eig = np.sort(np.linalg.eigvals((J + J.T) / 2).real)
     W = {}
     for blk, mat in model.blocks.items():

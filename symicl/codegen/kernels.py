@@ -20,7 +20,7 @@ from .table import TABLE_TERMS, table_module
 
 __all__ = ["Kernels", "kernels"]
 
-BACKENDS = ("numpy", "numba")
+BACKENDS = ("numpy", "numba", "table")
 
 
 class Kernels:
@@ -72,7 +72,12 @@ class Kernels:
 
 
 def kernels(model: Model, backend: str = "numba") -> Kernels:
-    """Generate (or load from the cache) the kernels of ``model``."""
+    """Generate (or load from the cache) the kernels of ``model``.
+
+    ``numpy`` and ``numba`` print the loss, flow and Jacobian as source (beyond
+    20,000 loss terms both walk the loss's monomial table instead, see
+    :mod:`.table`); ``table`` always walks the table: nothing to print or
+    compile per model, for many short-lived models."""
     if backend not in BACKENDS:
         raise SymiclError(f"unknown back end {backend!r}; choose one of {', '.join(BACKENDS)}")
     made = model.__dict__.setdefault("_symicl_kernels", {})    # one module per model object
@@ -92,12 +97,15 @@ def _old_path() -> bool:
 def _kernels(model: Model, backend: str) -> Kernels:
     plan = None if _old_path() else _ring_plan(model)
     if plan is None:
+        if backend == "table":
+            raise SymiclError(f"the table back end needs the engine's ring form of the loss, "
+                              f"which {model.name} does not have; use numpy or numba")
         return _kernels_expr(model, backend)
     params, consts = model.parameters, model.constants
     engine = model._engine
     gens, negative, symbols, neg = plan
     expected = model._expected
-    if len(expected) > TABLE_TERMS:
+    if len(expected) > TABLE_TERMS or backend == "table":
         # printing and cse would not finish: evaluate the terms themselves
         return Kernels(table_module(model, gens, negative), None, backend, generated=True)
     # The key hashes the expected loss's terms in the coefficient ring (loss,
