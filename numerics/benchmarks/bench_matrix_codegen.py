@@ -16,8 +16,10 @@ One evaluation of each flow (all blocks), in the same run:
 * lean: the hand-written PROTOTYPE from bench_matrix_flow.
 
 "floor" is the minimal-FLOP time: the number of d x d products in the
-``together`` source times 2 d^3 FLOPs at the matmul rate measured in the
-same process (median of repeats).  The goal is together <= 1.5 x floor.
+``together`` source times 2 d^3 FLOPs at the matmul rate (one d x d
+product, A @ B) measured in the same process.  All five rows and the
+product are timed in turn within each repeat (medians), so a change in the
+machine's load hits them alike.  The goal is together <= 1.5 x floor.
 BLAS threads are set before NumPy loads (--threads, default 1: on a shared
 2-core machine one thread is the stable choice; see bench_matrix_flow).
 """
@@ -31,14 +33,18 @@ import sys
 import time
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def round_robin(fns: dict, repeats: int) -> dict:
+    """Median time of each function, timed in turn within every repeat (after one
+    warm-up each), so that changes in the machine's load hit them alike."""
+    for fn in fns.values():
         fn()
-        out.append(time.perf_counter() - t0)
-    return statistics.median(out)
+    times = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main(argv=None) -> int:
@@ -70,7 +76,7 @@ def main(argv=None) -> int:
     for d in args.dims:
         rng = np.random.default_rng(0)
         A, B = rng.standard_normal((d, d)), rng.standard_normal((d, d))
-        rate = 2.0 * d ** 3 / median_time(lambda: A @ B, args.repeats)
+        rates = []
         for label, mm, lean in models:
             flow = mm.flow()
             chain = {b: f.to_numpy(plan="chain") for b, f in flow.items()}
@@ -96,18 +102,20 @@ def main(argv=None) -> int:
             got = call_together()
             err = max(np.max(np.abs(r - g)) / np.max(np.abs(r)) for r, g in zip(ref, got))
             assert err < 1e-10, (label, d, err)
-            counts = [sum(f.source.count(" @ ") for f in chain.values()),
-                      sum(f.source.count(" @ ") for f in minimal.values()),
-                      together.source.count(" @ ")]
-            t_chain = median_time(lambda: call(chain), args.repeats)
-            t_min = median_time(lambda: call(minimal), args.repeats)
-            t_tog = median_time(call_together, args.repeats)
-            t_lean = median_time(lambda: lean(*lean_args), args.repeats)
+            counts = [sum(f.products for f in chain.values()),
+                      sum(f.products for f in minimal.values()), together.products]
+            t = round_robin({"matmul": lambda: A @ B, "chain": lambda: call(chain),
+                             "minimal": lambda: call(minimal), "together": call_together,
+                             "lean": lambda: lean(*lean_args)}, args.repeats)
+            t_chain, t_min, t_tog, t_lean = t["chain"], t["minimal"], t["together"], t["lean"]
+            rate = 2.0 * d ** 3 / t["matmul"]
+            rates.append(rate)
             floor = counts[2] * 2.0 * d ** 3 / rate
             print(f"{label:<22} {d:>5} {'/'.join(map(str, counts)):>22} {t_chain * 1e3:>9.2f} "
                   f"{t_min * 1e3:>9.2f} {t_tog * 1e3:>9.2f} {t_lean * 1e3:>9.2f} "
                   f"{floor * 1e3:>9.2f} {t_chain / t_tog:>9.2f} {t_tog / floor:>9.2f}")
-        print(f"{'':<22} {d:>5} matmul rate {rate / 1e9:.1f} GFLOP/s")
+        print(f"{'':<22} {d:>5} matmul rate {' and '.join(f'{r / 1e9:.1f}' for r in rates)} "
+              f"GFLOP/s (timed with each model's rows)")
     print("\ngoal: together within 1.5x of floor (tog/floor <= 1.5)")
     return 0
 
