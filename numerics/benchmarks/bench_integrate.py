@@ -9,7 +9,7 @@ For each flow (the full linear transformer at d = 2 and 3, the deep linear
 network 2-2-2), in one run:
 
 * flow: one evaluation of the generated Numba flow, timed inside a Numba
-  loop (no Python call overhead), median over repeats;
+  loop (no Python call overhead) of about 20,000 evaluations;
 * numba-dop853: ``symicl.simulate.integrator.dop853`` on that flow (after a
   first, compiling call whose time is printed apart), with its accepted
   steps, flow evaluations (nfev = 12 per attempted step + 3 per dense
@@ -30,7 +30,8 @@ method's own arithmetic), previous / numba-dop853 and scipy DOP853 /
 numba-dop853.  Both DOP853 runs integrate at rtol 1e-10, atol 1e-12 and
 report the solution at 41 times; the largest relative difference of the
 compiled and scipy solutions is printed.  The timed rows of one flow run in
-turn within each repeat, so changes in the machine's load hit them alike.
+turn within each repeat (the flow loop, numba-dop853, the previous loop and
+the floor's parts), so changes in the machine's load hit them alike.
 """
 
 from __future__ import annotations
@@ -77,19 +78,30 @@ def round_robin(fns: dict, repeats: int) -> dict:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def floor_time(c, theta0, res, t_end, n_out, repeats: int) -> tuple[float, float]:
-    """(fixed cost of one call, loop arithmetic for res's counts) with the null flow."""
+@numba.njit
+def _pointer_calls(c_addr, jit_addr, c, y, K, n):
+    """n calls of a flow through its pointer, into the rows of K (as the loop does)."""
+    flow = integrator._as_flow(c_addr, jit_addr)
+    for k in range(n):
+        flow(y, c, K[k % K.shape[0]])
+    return K[0, 0]
+
+
+def floor_rows(c, theta0, res, t_end, n_out) -> dict:
+    """The floor's timed parts, all with the null flow: one call on a zero-length
+    interval (the fixed cost), the replay of res's counts and of none, and nfev calls of
+    the flow through its pointer and none."""
     ca, ja = integrator._addresses(null_flow)
     attempts = res.steps + res.rejected
     h = t_end / max(res.steps, 1)
     zero = np.zeros(1)
-    fns = {"fixed": lambda: dop853(null_flow, c, theta0, 0.0, t_eval=zero),
-           "replay": lambda: integrator._replay(ca, ja, c, theta0, h, attempts, res.dense, n_out),
-           "none": lambda: integrator._replay(ca, ja, c, theta0, h, 0, 0, 0)}
-    for fn in fns.values():
-        fn()
-    t = round_robin(fns, 3 * repeats)
-    return t["fixed"], max(t["replay"] - t["none"], 0.0)
+    K = np.zeros((16, theta0.size))
+    return {"fixed": lambda: dop853(null_flow, c, theta0, 0.0, t_eval=zero),
+            "replay": lambda: integrator._replay(ca, ja, c, theta0, h, attempts, res.dense,
+                                                 n_out),
+            "none": lambda: integrator._replay(ca, ja, c, theta0, h, 0, 0, 0),
+            "calls": lambda: _pointer_calls(ca, ja, c, theta0, K, res.nfev),
+            "no calls": lambda: _pointer_calls(ca, ja, c, theta0, K, 0)}
 
 
 @numba.njit
@@ -100,19 +112,6 @@ def _flow_loop(flow, theta, c, out, n):
         flow(theta, c, out)
         acc += out[0]
     return acc
-
-
-def flow_time(flow, theta, c, repeats: int) -> float:
-    out = np.empty_like(theta)
-    n = 20_000
-    _flow_loop(flow, theta.copy(), c, out, 10)
-    times = []
-    for _ in range(repeats):
-        th = theta.copy()
-        t0 = time.perf_counter()
-        _flow_loop(flow, th, c, out, n)
-        times.append((time.perf_counter() - t0) / n)
-    return statistics.median(times)
 
 
 def main(argv=None) -> int:
@@ -137,20 +136,27 @@ def main(argv=None) -> int:
         rng = np.random.default_rng(20261203)
         theta0 = rng.normal(scale=scale, size=len(k.parameters))
         t_eval = np.linspace(0.0, t_end, 41)
-        tf = flow_time(k.module.flow, theta0, c, args.repeats)
+        th, out = theta0.copy(), np.empty_like(theta0)
+        _flow_loop(k.module.flow, th, c, out, 10)      # the flow compiled (or loaded) first
         t0 = time.perf_counter()
         dop853(k.module.flow, c, theta0, t_end, t_eval=t_eval)
         compile_s = time.perf_counter() - t0
         previous.dop853(k.module.flow, c, theta0, t_end, t_eval=t_eval)
-        t = round_robin({
-            "new": lambda: dop853(k.module.flow, c, theta0, t_end, t_eval=t_eval),
-            "prev": lambda: previous.dop853(k.module.flow, c, theta0, t_end, t_eval=t_eval)},
-            4 * args.repeats)
-        t_numba, t_prev = t["new"], t["prev"]
         res = dop853(k.module.flow, c, theta0, t_end, t_eval=t_eval)
+        reps = max(1, 20_000 // res.nfev)     # flow evaluations in runs of about 20,000
+        rows = {"flow": lambda: _flow_loop(k.module.flow, th, c, out, reps * res.nfev),
+                "new": lambda: dop853(k.module.flow, c, theta0, t_end, t_eval=t_eval),
+                "prev": lambda: previous.dop853(k.module.flow, c, theta0, t_end, t_eval=t_eval),
+                **floor_rows(c, theta0, res, t_end, t_eval.size - 1)}
+        for fn in rows.values():
+            fn()
+        t = round_robin(rows, 4 * args.repeats)
+        t_numba, t_prev, tf = t["new"], t["prev"], t["flow"] / (reps * res.nfev)
+        fixed = t["fixed"]
+        loop = max(t["replay"] - t["none"], 0.0)
+        calls = max(t["calls"] - t["no calls"], 0.0)
         old = previous.dop853(k.module.flow, c, theta0, t_end, t_eval=t_eval)
         assert (old.steps, old.nfev) == (res.steps, res.nfev)
-        fixed, loop = floor_time(c, theta0, res, t_end, t_eval.size - 1, args.repeats)
         floor = fixed + loop
         out_f = np.empty_like(theta0)
         out_j = np.empty((theta0.size, theta0.size))
@@ -179,10 +185,14 @@ def main(argv=None) -> int:
               f"{t_numba / (work + floor):>9.2f} {t_prev * 1e3:>8.3f} {t_prev / t_numba:>8.2f} "
               f"{compile_s:>9.2f} {t_scipy * 1e3:>8.2f} {t_scipy / t_numba:>9.1f} "
               f"{t_lsoda * 1e3:>8.2f} {diff:>8.1e}")
+        attempts = res.steps + res.rejected
         notes.append(f"{label}: {res.steps} steps + {res.rejected} rejected, {res.dense} dense; "
-                     f"floor = fixed {fixed * 1e6:.1f} us + loop {loop * 1e6:.1f} us; "
-                     f"nfev x flow = {work * 1e6:.1f} us; floor / (nfev x flow) = "
-                     f"{floor / work:.2f}, so the best possible /(nfev*flow) is "
+                     f"floor {floor * 1e6:.1f} us = fixed {fixed * 1e6:.1f} + loop "
+                     f"{loop * 1e6:.1f} (of which {res.nfev} pointer calls {calls * 1e6:.1f}, "
+                     f"i.e. {calls / res.nfev * 1e9:.0f} ns each; arithmetic "
+                     f"{max(loop - calls, 0) / attempts * 1e9:.0f} ns per attempted step vs "
+                     f"12 flows {12 * tf * 1e9:.0f} ns); nfev x flow {work * 1e6:.1f} us; "
+                     f"best possible /(nfev*flow) = 1 + floor/(nfev x flow) = "
                      f"{1 + floor / work:.2f}")
     print()
     print("\n".join(notes))

@@ -349,8 +349,11 @@ class _Form:
 
         The generated source is ``f.source``; arguments are the matrix names
         (sorted) then the coefficient symbols (sorted), e.g. ``f(P22=.., Q11=.., S=.., N=10)``.
+        ``f.products`` counts its matrix products.
         ``plan="minimal"`` splits products to reuse what is computed and keeps
-        diagonal factors as vectors; ``plan="chain"`` is the previous
+        diagonal factors as vectors, adds sums up in place and keeps its
+        intermediate arrays between calls (one set per thread; what it returns
+        is always a new array); ``plan="chain"`` is the previous
         generator (left-to-right products, dense diagonals), for comparison.
         """
         if plan not in ("minimal", "chain"):
@@ -653,10 +656,6 @@ class _Emitter:
                 out = self.emit(f"{lv} * {rv}", "vec")
         self.memo[key] = out
         return out
-
-    def mat(self, word) -> str:
-        kind, v = self.value(word)
-        return v if kind == "mat" else f"np.diag({v})"
 
     # -- sums of matrix terms, with common first or last factors taken out -------------
     @staticmethod
