@@ -17,6 +17,7 @@ matrices, and compile to NumPy functions of arrays.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
@@ -816,13 +817,14 @@ class _Emitter:
         return f"np.dot({left}, {right})"
 
 
-def numpy_source(forms: Mapping, func_name: str) -> tuple[str, list[str]]:
+def numpy_source(forms: Mapping, func_name: str, workspace: bool = True) -> tuple[str, list[str]]:
     """Source of one NumPy function evaluating ``forms`` (a mapping of forms).
 
     With one form under the key None the function returns its value; else it
     returns a tuple of the values in the mapping's order, and products shared
     between the forms are computed once.  Arguments: the matrix symbols
-    (sorted by name), then the coefficient symbols (sorted).
+    (sorted by name), then the coefficient symbols (sorted).  With
+    ``workspace=False`` every intermediate is a new array (for comparison).
     """
     forms = list(forms.items())
     syms = sorted({s for _, f in forms for s in f.symbols()}, key=lambda s: s.name)
@@ -861,8 +863,10 @@ def numpy_source(forms: Mapping, func_name: str) -> tuple[str, list[str]]:
         if value in em.layout and value not in em.buffered and not value.startswith("_m"):
             value = f"np.array({value})"         # an argument itself: return a copy
         values.append(value)
-    for v in values:
+    for v in (values if workspace else list(em.buffered)):
         em.unbuffer(v)
+    if not workspace:
+        em.lines = [re.sub(r", out=_work\([^()]*\)\)", ")", line) for line in em.lines]
     head = _numpy_head(func_name, names, scalar_names, syms)
     if len(forms) == 1 and forms[0][0] is None:
         ret = [f"    return {values[0]}"]
@@ -900,12 +904,13 @@ def _compile_numpy(source: str, names, func_name: str) -> Callable:
     return fn
 
 
-def to_numpy_many(forms: Mapping, func_name: str = "f") -> Callable:
-    """One NumPy function returning the tuple of ``forms``' values (shared products once)."""
+def to_numpy_many(forms: Mapping, func_name: str = "f", workspace: bool = True) -> Callable:
+    """One NumPy function returning the tuple of ``forms``' values (shared products once;
+    ``workspace``: intermediates kept between calls, see :func:`numpy_source`)."""
     forms = dict(forms)
     if None in forms:
         raise ModelError("to_numpy_many: name each form")
-    source, names = numpy_source(forms, func_name)
+    source, names = numpy_source(forms, func_name, workspace)
     fn = _compile_numpy(source, names, func_name)
     fn.outputs = tuple(forms)
     return fn
