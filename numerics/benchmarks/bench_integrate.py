@@ -9,7 +9,9 @@ For each flow (the full linear transformer at d = 2 and 3, the deep linear
 network 2-2-2), in one run:
 
 * flow: one evaluation of the generated Numba flow, timed inside a Numba
-  loop (no Python call overhead) of about 20,000 evaluations;
+  loop of nfev evaluations, repeated to last about 1 ms (steady, and
+  interrupted by other work about as often as the integrations), less the
+  same call with no evaluations (the Python call);
 * numba-dop853: ``symicl.simulate.integrator.dop853`` on that flow (after a
   first, compiling call whose time is printed apart), with its accepted
   steps, flow evaluations (nfev = 12 per attempted step + 3 per dense
@@ -143,15 +145,21 @@ def main(argv=None) -> int:
         compile_s = time.perf_counter() - t0
         previous.dop853(k.module.flow, c, theta0, t_end, t_eval=t_eval)
         res = dop853(k.module.flow, c, theta0, t_end, t_eval=t_eval)
-        reps = max(1, 20_000 // res.nfev)     # flow evaluations in runs of about 20,000
+        # the flow loop lasts about 1 ms (or one integration's nfev evaluations, if longer):
+        # long enough to be steady, short enough to be interrupted about as often
+        t0 = time.perf_counter()
+        _flow_loop(k.module.flow, th, c, out, res.nfev)
+        reps = max(1, round(1e-3 / (time.perf_counter() - t0)))
         rows = {"flow": lambda: _flow_loop(k.module.flow, th, c, out, reps * res.nfev),
+                "no flow": lambda: _flow_loop(k.module.flow, th, c, out, 0),
                 "new": lambda: dop853(k.module.flow, c, theta0, t_end, t_eval=t_eval),
                 "prev": lambda: previous.dop853(k.module.flow, c, theta0, t_end, t_eval=t_eval),
                 **floor_rows(c, theta0, res, t_end, t_eval.size - 1)}
         for fn in rows.values():
             fn()
         t = round_robin(rows, 4 * args.repeats)
-        t_numba, t_prev, tf = t["new"], t["prev"], t["flow"] / (reps * res.nfev)
+        t_numba, t_prev, tf = (t["new"], t["prev"],
+                                (t["flow"] - t["no flow"]) / (reps * res.nfev))
         fixed = t["fixed"]
         loop = max(t["replay"] - t["none"], 0.0)
         calls = max(t["calls"] - t["no calls"], 0.0)
