@@ -380,8 +380,7 @@ def _run(c_addr, jit_addr, c, state, yf, t_bound, rtol, atol, t_eval, ev_out, st
     return _DONE if t >= t_bound else _CHUNK
 
 
-@numba.njit(types.float64(types.intp, types.intp, _ARR, _ARR, types.float64, types.int64,
-                          types.int64, types.int64), cache=True)
+@numba.njit(cache=True)      # compiled on first use (by the benchmark), not at import
 def _replay(c_addr, jit_addr, c, y0, h, attempts, dense, outputs):
     """The compiled loop's arithmetic without its decisions: ``attempts`` steps of size
     h, ``dense`` interpolants and ``outputs`` interpolated points, with the flow given.
