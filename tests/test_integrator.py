@@ -90,3 +90,23 @@ def test_option_errors():
         integrate(model, [0.1, 0.1], 1.0, c, method="numba-dop853", time_limit=0)
     with pytest.raises(SymiclError, match="t_eval"):
         integrate(model, [0.1, 0.1], 1.0, c, method="numba-dop853", t_eval=[0.5, 2.0])
+
+
+def test_counts_and_replay():
+    """nfev = 2 + 12 per attempted step + 3 per dense step, and the benchmark's replay of
+    those counts (the integrator's own arithmetic) runs with any compiled flow."""
+    from symicl.codegen import kernels
+    from symicl.simulate import integrator
+
+    model = build("deep-linear", n_in=2, n_hidden=2, n_out=2)
+    k = kernels(model, "numba")
+    c = k.constants_vector({"T_1_1": 3.0, "T_1_2": 0.5, "T_2_1": -0.25, "T_2_2": 1.0})
+    theta0 = np.full(len(model.parameters), 0.1)
+    res = integrator.dop853(k.module.flow, c, theta0, 8.0, t_eval=np.linspace(0.0, 8.0, 9))
+    assert 0 < res.dense <= 8
+    assert res.nfev == 2 + 12 * (res.steps + res.rejected) + 3 * res.dense
+    ca, ja = integrator._addresses(k.module.flow)
+    total = integrator._replay(ca, ja, c, theta0, 0.01, res.steps + res.rejected, res.dense, 8)
+    assert np.isfinite(total)
+    with pytest.raises(SymiclError, match="increasing"):
+        integrator.dop853(k.module.flow, c, theta0, 8.0, t_eval=[0.0, 2.0, 1.0])

@@ -115,6 +115,9 @@ def analyse(sources: dict) -> dict:
         ret = [ln for ln in src.splitlines() if ln.strip().startswith("return")][0]
         for ln in lines:
             var, expr = ln.split(" = ", 1)
+            # np.matmul(a, b, out=<workspace>) is the product a @ b
+            expr = re.sub(r"^np\.matmul\(([\w.]+), ([\w.]+)(, out=_work\([^()]*\))?\)$",
+                          r"\1 @ \2", expr)
             defs[var] = expr
             words[var] = re.sub(r"_m\d+", lambda m: f"({words[m.group(0)]})", expr)
         for var, expr in defs.items():

@@ -17,6 +17,8 @@ matrices, and compile to NumPy functions of arrays.
 
 from __future__ import annotations
 
+import re
+import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Mapping
@@ -348,19 +350,17 @@ class _Form:
 
         The generated source is ``f.source``; arguments are the matrix names
         (sorted) then the coefficient symbols (sorted), e.g. ``f(P22=.., Q11=.., S=.., N=10)``.
+        ``f.products`` counts its matrix products.
         ``plan="minimal"`` splits products to reuse what is computed and keeps
-        diagonal factors as vectors; ``plan="chain"`` is the previous
+        diagonal factors as vectors, adds sums up in place and keeps its
+        intermediate arrays between calls (one set per thread; what it returns
+        is always a new array); ``plan="chain"`` is the previous
         generator (left-to-right products, dense diagonals), for comparison.
         """
         if plan not in ("minimal", "chain"):
             raise ModelError(f"unknown code plan {plan!r} (minimal or chain)")
         source, names = (self._codegen if plan == "minimal" else self._codegen_chain)(func_name)
-        namespace = {"np": np}
-        exec(compile(source, f"<symicl matrix-level {func_name}>", "exec"), namespace)
-        fn = namespace[func_name]
-        fn.source = source
-        fn.arguments = tuple(names)
-        return fn
+        return _compile_numpy(source, names, func_name)
 
 
 class ScalarForm(_Form):
@@ -479,11 +479,71 @@ class _Emitter:
         self.lines: list[str] = []
         self.memo: dict = {}
         self.products = 0
+        # memory layout of each matrix source: "C" (row-major), "F" (its .T is row-major),
+        # "S" (a symmetric argument: read as itself or as its transpose, as suits), or None
+        self.layout: dict[str, str | None] = {}
+        # var -> (line index, the same statement allocating a new array): a value that is
+        # returned must not live in the workspace, so its line is switched back at the end
+        self.buffered: dict[str, tuple[int, str]] = {}
+        self.slots = 0
 
-    def emit(self, expr, kind):
+    def emit(self, expr, kind, layout=None):
         var = f"_m{len(self.lines)}"
         self.lines.append(f"    {var} = {expr}")
+        if kind == "mat":
+            self.layout[var] = layout
         return kind, var
+
+    def emit_into(self, func, args, rows, cols, layout):
+        """var = func(*args, out=<a workspace array>) for a matrix result.
+
+        Intermediate d x d arrays are written into arrays kept between calls
+        (per thread): a new 0.5 MB array per intermediate at d = 256 comes
+        from fresh pages (the allocator returns freed memory to the system),
+        and faulting them in cost as much as the additions themselves.
+        """
+        slot = self.slots
+        self.slots += 1
+        f = ", True" if layout == "F" else ""
+        kind, var = self.emit(f"{func}({', '.join(args)}, out=_work({slot}, {rows}, {cols}{f}))",
+                              "mat", layout)
+        self.buffered[var] = (len(self.lines) - 1, f"    {var} = {func}({', '.join(args)})")
+        return kind, var
+
+    def new_array(self, rows, cols, layout, fresh: str) -> str:
+        """var = a workspace array (``fresh``: the statement allocating one instead)."""
+        slot = self.slots
+        self.slots += 1
+        f = ", True" if layout == "F" else ""
+        _, var = self.emit(f"_work({slot}, {rows}, {cols}{f})", "mat", layout)
+        self.buffered[var] = (len(self.lines) - 1, f"    {var} = {fresh}")
+        return var
+
+    def unbuffer(self, var: str) -> None:
+        """Let ``var`` (a returned value) be a new array, not a workspace one."""
+        if var in self.buffered:
+            i, line = self.buffered.pop(var)
+            self.lines[i] = line
+
+    @staticmethod
+    def _flip(src: str) -> str:
+        return src[:-2] if src.endswith(".T") else f"{src}.T"
+
+    def _aligned(self, lv: str, rv: str):
+        """(l, r, "CF" or "FC") with l = lv and r = rv as values, laid out so that l_ij
+        and r_ji lie in the same order in memory (tr(l r) and diag(l r) then read both
+        contiguously; at d = 256 a strided read costs 5-10x); None when no pairing
+        is known.  A symmetric argument is read transposed where that aligns it."""
+        la, lb = self.layout.get(lv), self.layout.get(rv)
+        if la == "S" and lb == "S":
+            return lv, f"{rv}.T", "CF"
+        if la == "S" and lb in ("C", "F"):
+            return (lv, rv, "CF") if lb == "F" else (f"{lv}.T", rv, "FC")
+        if lb == "S" and la in ("C", "F"):
+            return (lv, f"{rv}.T", "CF") if la == "C" else (lv, rv, "FC")
+        if (la, lb) in (("C", "F"), ("F", "C")):
+            return lv, rv, la + lb
+        return None
 
     # -- cost model: the number of new d x d products ------------------------------------
     def _cost(self, word, cache) -> int:
@@ -534,12 +594,20 @@ class _Emitter:
         (lk, lv), (rk, rv) = left, right
         if lk == "mat" and rk == "mat":
             self.products += 1
-            return self.emit(f"{lv} @ {rv}", "mat")
+            return self.emit_into("np.matmul", (lv, rv), f"{lv}.shape[0]", f"{rv}.shape[1]",
+                                  "C")
         if lk == "vec" and rk == "mat":
-            return self.emit(f"{lv}[:, None] * {rv}", "mat")
+            return self.emit_into("np.multiply", (f"{lv}[:, None]", rv), f"{rv}.shape[0]",
+                                  f"{rv}.shape[1]", self._scaled_layout(rv))
         if lk == "mat":
-            return self.emit(f"{lv} * {rv}[None, :]", "mat")
+            return self.emit_into("np.multiply", (lv, f"{rv}[None, :]"), f"{lv}.shape[0]",
+                                  f"{lv}.shape[1]", self._scaled_layout(lv))
         return self.emit(f"{lv} * {rv}", "vec")
+
+    def _scaled_layout(self, src):
+        """A broadcast product keeps its matrix operand's layout (NumPy's order K)."""
+        lay = self.layout.get(src)
+        return "F" if lay == "F" else "C"
 
     def value(self, word):
         if word in self.memo:
@@ -548,6 +616,7 @@ class _Emitter:
             a = word[0]
             if isinstance(a, Sym):
                 out = ("mat", a.name + (".T" if a.transposed else ""))
+                self.layout[out[1]] = "F" if a.transposed else ("S" if a.symmetric else "C")
             else:
                 out = self.diagonal(a.word)
         else:
@@ -573,7 +642,13 @@ class _Emitter:
             k = self._best_split(word, False)
             (lk, lv), (rk, rv) = self.value(word[:k]), self.value(word[k:])
             if lk == "mat" and rk == "mat":
-                out = self.emit(f"np.einsum('ij,ji->i', {lv}, {rv})", "vec")
+                al = self._aligned(lv, rv)
+                if al is None:
+                    out = self.emit(f"np.einsum('ij,ji->i', {lv}, {rv})", "vec")
+                elif al[2] == "CF":   # diag(l r)_i = sum_j l_ij (r^T)_ij, both row-major
+                    out = self.emit(f"np.einsum('ij,ij->i', {al[0]}, {self._flip(al[1])})", "vec")
+                else:                 # = sum_j (l^T)_ji r_ji, both row-major
+                    out = self.emit(f"np.einsum('ji,ji->i', {self._flip(al[0])}, {al[1]})", "vec")
             elif lk == "vec" and rk == "mat":
                 out = self.emit(f"{lv} * np.diagonal({rv})", "vec")
             elif lk == "mat":
@@ -582,10 +657,6 @@ class _Emitter:
                 out = self.emit(f"{lv} * {rv}", "vec")
         self.memo[key] = out
         return out
-
-    def mat(self, word) -> str:
-        kind, v = self.value(word)
-        return v if kind == "mat" else f"np.diag({v})"
 
     # -- sums of matrix terms, with common first or last factors taken out -------------
     @staticmethod
@@ -612,8 +683,9 @@ class _Emitter:
                 best = min(best, c)
         return best
 
-    def matrix_sum(self, terms) -> str:
-        """Source of sum_r coeff_r * word_r (terms: (coefficient source, word) pairs).
+    def matrix_sum(self, terms) -> list:
+        """Parts (coefficient source, kind, source) of sum_r coeff_r * word_r (terms:
+        (coefficient source, word) pairs), to be added up by :meth:`accumulate`.
 
         A factor common to every word (first or last) is taken out when that
         needs fewer d x d products, so T W1' - W2 W1 W1' becomes (T - W2 W1) W1'
@@ -622,7 +694,7 @@ class _Emitter:
         terms = tuple(terms)
         key = ("sum", terms)
         if key in self.memo:
-            return self.memo[key][1]
+            return [("(1)", "mat", self.memo[key][1])]
         cache: dict = {}
         plain = sum(self._cost(w, cache) for _, w in terms)
         best, choice = plain, None
@@ -633,18 +705,82 @@ class _Emitter:
                 if c < best:
                     best, choice = c, (side, f)
         if choice is None:
-            return " + ".join(self.mat(w) if c == "(1)" else f"{c} * {self.mat(w)}"
-                              for c, w in terms)
+            return [(c,) + self.value(w) for c, w in terms]
         side, (atom, inner) = choice
-        inner_src = self.matrix_sum(inner)
         if ("sum", inner) not in self.memo:
-            self.memo[("sum", inner)] = self.emit(inner_src, "mat")
+            self.memo[("sum", inner)] = ("mat", self.accumulate(self.matrix_sum(inner)))
         inner_val = self.memo[("sum", inner)]
         atom_val = self.value((atom,))
         out = (self.product(atom_val, inner_val) if side == "prefix"
                else self.product(inner_val, atom_val))
         self.memo[key] = out
-        return out[1]
+        return [("(1)", "mat", out[1])]
+
+    def accumulate(self, parts, shape=None) -> str:
+        """A variable holding sum_r coeff_r * part_r, added up in place.
+
+        parts: (coefficient source, kind, source) with kind "mat" (a matrix),
+        "vec" (diag(v)) or "eye" (the identity; source unused).  The sum
+        starts from one matrix part times its coefficient, or from two parts
+        with coefficients +-1 added, in one pass into a workspace array;
+        further parts with coefficient +-1 are added or subtracted in place,
+        others scaled into a second workspace array first; diagonal parts go
+        to the diagonal only.  ``shape``: the (rows, cols) sources, needed
+        only when no part is a matrix.  A lone matrix part with coefficient
+        1 is returned as it is.
+        """
+        unit = ("(1)", "(-1)")
+        mats = [p for p in parts if p[1] == "mat"]
+        if len(parts) == 1 and mats and parts[0][0] == "(1)":
+            return parts[0][2]
+        rest = list(parts)
+        if mats:
+            v = mats[0][2]
+            lay = "F" if self.layout.get(v) == "F" else "C"
+            rows, cols = f"{v}.shape[0]", f"{v}.shape[1]"
+            scaled = [p for p in mats if p[0] not in unit]
+            plus = [p for p in mats if p[0] == "(1)"]
+            if scaled:                      # acc = c * A
+                first = scaled[0]
+                rest.remove(first)
+                _, acc = self.emit_into("np.multiply", (first[2], first[0]), rows, cols, lay)
+            elif plus and len(mats) > 1:    # acc = A + B or A - B
+                a = plus[0]
+                b = next(p for p in mats if p is not a)
+                rest.remove(a)
+                rest.remove(b)
+                func = "np.add" if b[0] == "(1)" else "np.subtract"
+                _, acc = self.emit_into(func, (a[2], b[2]), rows, cols, lay)
+            elif plus:                      # A plus diagonal parts
+                rest.remove(plus[0])
+                acc = self.new_array(rows, cols, lay, f"np.empty_like({plus[0][2]})")
+                self.lines.append(f"    np.copyto({acc}, {plus[0][2]})")
+            else:                           # acc = -A
+                rest.remove(mats[0])
+                _, acc = self.emit_into("np.negative", (v,), rows, cols, lay)
+        else:
+            if shape is None:
+                src = next(p[2] for p in parts if p[1] == "vec")
+                shape = (f"{src}.shape[0]", f"{src}.shape[0]")
+            acc = self.new_array(shape[0], shape[1], "C", f"np.empty(({shape[0]}, {shape[1]}))")
+            self.lines.append(f"    {acc}[...] = 0.0")
+        scratch = None
+        for c, kind, v in rest:
+            if kind == "mat":
+                if c in unit:
+                    self.lines.append(f"    {acc} {'+' if c == '(1)' else '-'}= {v}")
+                    continue
+                if scratch is None:
+                    scratch = self.slots
+                    self.slots += 1
+                self.lines.append(f"    {acc} += np.multiply({v}, {c}, "
+                                  f"out=_work({scratch}, {acc}.shape[0], {acc}.shape[1]))")
+            elif kind == "vec":
+                term = v if c == "(1)" else f"{c} * {v}"
+                self.lines.append(f"    np.einsum('ii->i', {acc})[...] += {term}")
+            else:
+                self.lines.append(f"    np.einsum('ii->i', {acc})[...] += {c}")
+        return acc
 
     def trace(self, word) -> str:
         if len(word) == 1:
@@ -663,25 +799,32 @@ class _Emitter:
         _, w, k = best
         (lk, lv), (rk, rv) = self.value(w[:k]), self.value(w[k:])
         if lk == "mat" and rk == "mat":
-            # tr(A B) = sum_ij A_ij B_ji; einsum reads any memory layout in place (vdot of a
-            # transposed or Fortran-ordered operand copies it: 30x slower at d = 256)
-            if rv.endswith(".T"):
-                return f"np.einsum('ij,ij->', {lv}, {rv[:-2]})"
-            if lv.endswith(".T"):
-                return f"np.einsum('ij,ij->', {lv[:-2]}, {rv})"
-            return f"np.einsum('ij,ji->', {lv}, {rv})"
+            # tr(A B) = sum_ij A_ij B_ji: one vdot of two row-major arrays when their layouts
+            # pair up (vdot of a transposed operand copies it: 30x slower at d = 256), else
+            # einsum, which reads any layout in place
+            al = self._aligned(lv, rv)
+            if al is None:
+                if rv.endswith(".T"):
+                    return f"np.einsum('ij,ij->', {lv}, {rv[:-2]})"
+                if lv.endswith(".T"):
+                    return f"np.einsum('ij,ij->', {lv[:-2]}, {rv})"
+                return f"np.einsum('ij,ji->', {lv}, {rv})"
+            if al[2] == "CF":
+                return f"np.vdot({al[0]}, {self._flip(al[1])})"
+            return f"np.vdot({self._flip(al[0])}, {al[1]})"
         left = lv if lk == "vec" else f"np.diagonal({lv})"
         right = rv if rk == "vec" else f"np.diagonal({rv})"
         return f"np.dot({left}, {right})"
 
 
-def numpy_source(forms: Mapping, func_name: str) -> tuple[str, list[str]]:
+def numpy_source(forms: Mapping, func_name: str, workspace: bool = True) -> tuple[str, list[str]]:
     """Source of one NumPy function evaluating ``forms`` (a mapping of forms).
 
     With one form under the key None the function returns its value; else it
     returns a tuple of the values in the mapping's order, and products shared
     between the forms are computed once.  Arguments: the matrix symbols
-    (sorted by name), then the coefficient symbols (sorted).
+    (sorted by name), then the coefficient symbols (sorted).  With
+    ``workspace=False`` every intermediate is a new array (for comparison).
     """
     forms = list(forms.items())
     syms = sorted({s for _, f in forms for s in f.symbols()}, key=lambda s: s.name)
@@ -698,19 +841,32 @@ def numpy_source(forms: Mapping, func_name: str) -> tuple[str, list[str]]:
 
     values = []
     for _, form in forms:
-        terms, matrix_terms = [], []
+        if form.shape is None:
+            terms = []
+            for t in form.terms:
+                factors = [f"({sp.pycode(t.coeff)})"] + [s.name for s in t.scalars]
+                terms.append(" * ".join(factors + [em.trace(w) for w in t.traces]))
+            values.append(_sum_of(terms, None, dim))
+            continue
+        parts, matrix_terms = [], []
         for t in form.terms:
             factors = [f"({sp.pycode(t.coeff)})"] + [s.name for s in t.scalars]
             factors += [em.trace(w) for w in t.traces]
             if t.word:
                 matrix_terms.append((" * ".join(factors), t.word))
-                continue
-            if t.word is not None:
-                factors.append(f"np.eye({dim(form.shape[0])})")
-            terms.append(" * ".join(factors))
+            else:
+                parts.append((" * ".join(factors), "eye", None))
         if matrix_terms:
-            terms.insert(0, em.matrix_sum(matrix_terms))
-        values.append(_sum_of(terms, form.shape, dim))
+            parts = em.matrix_sum(matrix_terms) + parts
+        shape = (dim(form.shape[0]), dim(form.shape[1]))
+        value = em.accumulate(parts, shape) if parts else f"np.zeros(({shape[0]}, {shape[1]}))"
+        if value in em.layout and value not in em.buffered and not value.startswith("_m"):
+            value = f"np.array({value})"         # an argument itself: return a copy
+        values.append(value)
+    for v in (values if workspace else list(em.buffered)):
+        em.unbuffer(v)
+    if not workspace:
+        em.lines = [re.sub(r", out=_work\([^()]*\)\)", ")", line) for line in em.lines]
     head = _numpy_head(func_name, names, scalar_names, syms)
     if len(forms) == 1 and forms[0][0] is None:
         ret = [f"    return {values[0]}"]
@@ -720,16 +876,41 @@ def numpy_source(forms: Mapping, func_name: str) -> tuple[str, list[str]]:
     return "\n".join(head + em.lines + ret) + "\n", names
 
 
-def to_numpy_many(forms: Mapping, func_name: str = "f") -> Callable:
-    """One NumPy function returning the tuple of ``forms``' values (shared products once)."""
-    forms = dict(forms)
-    if None in forms:
-        raise ModelError("to_numpy_many: name each form")
-    source, names = numpy_source(forms, func_name)
-    namespace = {"np": np}
+def _workspace() -> Callable:
+    """_work(slot, rows, cols, fortran=False): an array kept for ``slot`` between calls,
+    one set per thread, new when the shape changes."""
+    local = threading.local()
+
+    def work(slot: int, rows: int, cols: int, fortran: bool = False) -> np.ndarray:
+        store = local.__dict__.setdefault("arrays", {})
+        a = store.get(slot)
+        if a is None or a.shape != (rows, cols):
+            a = np.empty((cols, rows)).T if fortran else np.empty((rows, cols))
+            store[slot] = a
+        return a
+
+    return work
+
+
+def _compile_numpy(source: str, names, func_name: str) -> Callable:
+    """Execute a generated source; the function carries ``source``, ``arguments`` and
+    ``products`` (the number of matrix products it performs)."""
+    namespace = {"np": np, "_work": _workspace()}
     exec(compile(source, f"<symicl matrix-level {func_name}>", "exec"), namespace)
     fn = namespace[func_name]
     fn.source = source
     fn.arguments = tuple(names)
+    fn.products = source.count("np.matmul(") + source.count(" @ ")
+    return fn
+
+
+def to_numpy_many(forms: Mapping, func_name: str = "f", workspace: bool = True) -> Callable:
+    """One NumPy function returning the tuple of ``forms``' values (shared products once;
+    ``workspace``: intermediates kept between calls, see :func:`numpy_source`)."""
+    forms = dict(forms)
+    if None in forms:
+        raise ModelError("to_numpy_many: name each form")
+    source, names = numpy_source(forms, func_name, workspace)
+    fn = _compile_numpy(source, names, func_name)
     fn.outputs = tuple(forms)
     return fn

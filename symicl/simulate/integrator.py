@@ -9,6 +9,15 @@ error norm, step-size controller (safety 0.9, factors 0.2 .. 10, exponent
 output for the requested times, so its trajectories agree with scipy's to
 round-off (tested to 1e-10 relative).
 
+The weighted sums of stages are compiled with the tableau's non-zero
+coefficients folded in (:func:`_sparse`), the requested times are checked
+inside the compiled call, and the interpolant is built only for steps with
+requested times in them.  What is left above the flow evaluations is the
+method's own arithmetic (about 50 stage coefficients per step), one call of
+the flow through a pointer per evaluation, and about 5 us per call;
+:func:`_replay` repeats that arithmetic with any flow, so a benchmark can
+measure it with a flow that costs nothing.
+
 The loop runs in chunks of steps; between chunks Python checks the caller's
 step and wall-time budget, so a stiff flow (where an explicit method is held
 to steps of about 3/|lambda_max|) stops with a clear error instead of
@@ -23,7 +32,7 @@ import time
 import numba
 import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import literal_unroll, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 from scipy.integrate._ivp import dop853_coefficients as _dop
@@ -42,11 +51,29 @@ _E5 = np.ascontiguousarray(_dop.E5, dtype=np.float64)
 _D = np.ascontiguousarray(_dop.D, dtype=np.float64)          # (4, 16)
 _POWER = _dop.INTERPOLATOR_POWER                # 7
 
+
+def _sparse(row, upto: int) -> tuple:
+    """(column indices, values) of the non-zero entries of row[:upto], as tuples: Numba
+    compiles tuples held in globals as constants, so each weighted sum of stages below
+    becomes straight-line code with its coefficients folded in (about 4x faster than a
+    loop over the dense tableau at 8 parameters)."""
+    cols = tuple(j for j in range(upto) if row[j] != 0.0)
+    return cols, tuple(float(row[j]) for j in cols)
+
+
+# (stage, columns, coefficients) of  K[s] = F(y + h sum_j A[s, j] K[j])
+_STAGES = tuple((s,) + _sparse(_A[s], s) for s in range(1, _N_STAGES))
+_EXTRA = tuple((s,) + _sparse(_A[s], s) for s in range(_N_STAGES + 1, _N_EXT))
+_BJ, _BV = _sparse(_B, _N_STAGES)
+_E5J, _E5V = _sparse(_E5, _N_STAGES + 1)
+_E3J, _E3V = _sparse(_E3, _N_STAGES + 1)
+_DROWS = tuple((r,) + _sparse(_D[r], _N_EXT) for r in range(_POWER - 3))
+
 SAFETY, MIN_FACTOR, MAX_FACTOR = 0.9, 0.2, 10.0
 _EXPONENT = -1.0 / 8.0                          # -1 / (error estimator order 7 + 1)
 
 # status codes of the compiled loop
-_DONE, _CHUNK, _TOO_SMALL, _NOT_FINITE = 0, 1, 2, 3
+_DONE, _CHUNK, _TOO_SMALL, _NOT_FINITE, _BAD_TIMES = 0, 1, 2, 3, 4
 
 
 # The flow enters the compiled loop as a first-class function (a pointer), so
@@ -54,13 +81,16 @@ _DONE, _CHUNK, _TOO_SMALL, _NOT_FINITE = 0, 1, 2, 3
 _ARR = types.float64[::1]
 _MAT = types.float64[:, ::1]
 _FLOW = types.FunctionType(_ARR(_ARR, _ARR, _ARR))
+_NO_STEPS = np.empty(0)
 
 
 class DOP853Result:
-    """t, y (len(t), n), accepted steps, rejected steps and flow evaluations."""
+    """t, y (len(t), n), accepted steps, rejected steps, flow evaluations and dense steps
+    (steps that interpolated requested times; 3 more evaluations each)."""
 
-    def __init__(self, t, y, steps, rejected, nfev):
+    def __init__(self, t, y, steps, rejected, nfev, dense=0):
         self.t, self.y, self.steps, self.rejected, self.nfev = t, y, steps, rejected, nfev
+        self.dense = dense
 
 
 @numba.njit(types.float64(_FLOW, _ARR, types.float64, _ARR, _ARR, types.float64, types.float64,
@@ -140,45 +170,138 @@ def _addresses(flow) -> tuple[int, int]:
     return hit[1], hit[2]
 
 
-@numba.njit(types.void(_FLOW, _ARR, _ARR, _MAT, types.float64, types.int64, _ARR), cache=True,
-            inline="always")
-def _stage(flow, c, y, K, h, s, ytmp):
-    """K[s] = F(y + h sum_j A[s, j] K[j]), the sum over the tableau's non-zero entries."""
+@numba.njit
+def _stages(flow, c, y, K, h, ytmp):
+    """K[s] = F(y + h sum_j A[s, j] K[j]) for the stages s = 1 .. 11, in turn."""
+    n = y.size
+    for st in literal_unroll(_STAGES):
+        s, cols, coef = st
+        for i in range(n):
+            v = 0.0
+            for p in range(len(cols)):
+                v += coef[p] * K[cols[p], i]
+            ytmp[i] = y[i] + v * h
+        flow(ytmp, c, K[s])
+
+
+@numba.njit
+def _extra_stages(flow, c, y, K, h, ytmp):
+    """The same for the interpolant's stages s = 13 .. 15."""
+    n = y.size
+    for st in literal_unroll(_EXTRA):
+        s, cols, coef = st
+        for i in range(n):
+            v = 0.0
+            for p in range(len(cols)):
+                v += coef[p] * K[cols[p], i]
+            ytmp[i] = y[i] + v * h
+        flow(ytmp, c, K[s])
+
+
+@numba.njit
+def _attempt(flow, c, y, f, h, K, ytmp, y_new, rtol, atol):
+    """One DOP853 step of size h from (y, f = F(y)): the 12 stages, y_new, F(y_new) in
+    K[12], and scipy's error norm (3rd- and 5th-order estimates); returns (err, finite)."""
     n = y.size
     for i in range(n):
-        ytmp[i] = 0.0
-    for j in range(s):
-        a = _A[s, j]
-        if a != 0.0:
-            for i in range(n):
-                ytmp[i] += K[j, i] * a
+        K[0, i] = f[i]
+    _stages(flow, c, y, K, h, ytmp)
     for i in range(n):
-        ytmp[i] = y[i] + ytmp[i] * h
-    flow(ytmp, c, K[s])
+        v = 0.0
+        for p in range(len(_BJ)):
+            v += _BV[p] * K[_BJ[p], i]
+        y_new[i] = y[i] + h * v
+    flow(y_new, c, K[_N_STAGES])
+    e5 = 0.0
+    e3 = 0.0
+    finite = True
+    for i in range(n):
+        v5 = 0.0
+        for p in range(len(_E5J)):
+            v5 += _E5V[p] * K[_E5J[p], i]
+        v3 = 0.0
+        for p in range(len(_E3J)):
+            v3 += _E3V[p] * K[_E3J[p], i]
+        w = 1.0 / (atol + max(abs(y[i]), abs(y_new[i])) * rtol)
+        a5 = v5 * w
+        a3 = v3 * w
+        e5 += a5 * a5
+        e3 += a3 * a3
+        if not np.isfinite(y_new[i]):
+            finite = False
+    if e5 == 0.0 and e3 == 0.0:
+        return 0.0, finite
+    return abs(h) * e5 / math.sqrt((e5 + 0.01 * e3) * n), finite
 
 
-@numba.njit(types.int64(types.intp, types.intp, _ARR, _ARR, _ARR, _ARR, types.float64,
+@numba.njit
+def _dense(flow, c, y, y_new, h, K, ytmp, F):
+    """The 7th-order interpolant of the step (three more stages): F[0 .. 6]."""
+    n = y.size
+    _extra_stages(flow, c, y, K, h, ytmp)
+    for i in range(n):
+        dy = y_new[i] - y[i]
+        F[0, i] = dy
+        F[1, i] = h * K[0, i] - dy
+        F[2, i] = 2.0 * dy - h * (K[_N_STAGES, i] + K[0, i])
+    for row in literal_unroll(_DROWS):
+        r, cols, coef = row
+        for i in range(n):
+            v = 0.0
+            for p in range(len(cols)):
+                v += coef[p] * K[cols[p], i]
+            F[3 + r, i] = h * v
+
+
+@numba.njit
+def _interpolate(F, y, x, out):
+    """out = y + the interpolant at x = (t - t_old) / h in [0, 1]."""
+    for i in range(y.size):
+        v = 0.0
+        for q in range(_POWER):
+            v += F[_POWER - 1 - q, i]
+            if q % 2 == 0:
+                v *= x
+            else:
+                v *= 1.0 - x
+        out[i] = v + y[i]
+
+
+@numba.njit(types.int64(types.intp, types.intp, _ARR, _ARR, _MAT, types.float64,
                         types.float64, types.float64, _ARR, _MAT, _ARR, _MAT, types.int64),
             cache=True)
-def _run(c_addr, jit_addr, c, state, y, f, t_bound, rtol, atol, t_eval, ev_out, step_t, step_y,
+def _run(c_addr, jit_addr, c, state, yf, t_bound, rtol, atol, t_eval, ev_out, step_t, step_y,
          chunk):
     """Advance up to ``chunk`` accepted steps (the first call also takes the initial step).
 
     state = [t, h_abs (< 0: not started), t_eval index, steps, rejected, nfev,
-             n recorded this call, h of the last attempt]; y, f are updated in
-    place.  Without t_eval (t_eval.size == 0) every accepted step is written
-    to step_t / step_y.
+             n recorded this call, h of the last attempt, dense steps]; yf = [y, F(y)]
+    is updated in place.  Without t_eval (t_eval.size == 0) every accepted step
+    is written to step_t / step_y.
     """
     flow = _as_flow(c_addr, jit_addr)
+    y = yf[0]
+    f = yf[1]
     n = y.size
     K = np.empty((_N_EXT, n))
     y_new = np.empty(n)
-    f_new = np.empty(n)
     ytmp = np.empty(n)
-    e5v = np.empty(n)
-    e3v = np.empty(n)
     F = np.empty((_POWER, n))
+    use_eval = t_eval.size > 0
     if state[1] < 0.0:
+        if use_eval:
+            # the requested times are checked here, not in Python (a few us per call there)
+            if t_eval[0] < 0.0 or t_eval[-1] > t_bound:
+                return _BAD_TIMES
+            for k in range(1, t_eval.size):
+                if t_eval[k] < t_eval[k - 1]:
+                    return _BAD_TIMES
+            # times at t = 0 are the initial state (scipy's dense output gives exactly y0)
+            k = 0
+            while k < t_eval.size and t_eval[k] <= 0.0:
+                ev_out[k] = y
+                k += 1
+            state[2] = k
         flow(y, c, f)
         state[1] = _initial_step(flow, c, 0.0, y, f, t_bound, rtol, atol, ytmp)
         state[5] = 2
@@ -186,7 +309,6 @@ def _run(c_addr, jit_addr, c, state, y, f, t_bound, rtol, atol, t_eval, ev_out, 
     h_abs = state[1]
     ev_i = int(state[2])
     recorded = 0
-    use_eval = t_eval.size > 0
     for _ in range(chunk):
         if t >= t_bound:
             break
@@ -207,50 +329,8 @@ def _run(c_addr, jit_addr, c, state, y, f, t_bound, rtol, atol, t_eval, ev_out, 
                 t_new = t_bound
             h = t_new - t
             h_abs = abs(h)
-            # rk_step
-            for i in range(n):
-                K[0, i] = f[i]
-            for s in range(1, _N_STAGES):
-                _stage(flow, c, y, K, h, s, ytmp)
-            for i in range(n):
-                y_new[i] = 0.0
-            for j in range(_N_STAGES):
-                b = _B[j]
-                if b != 0.0:
-                    for i in range(n):
-                        y_new[i] += K[j, i] * b
-            for i in range(n):
-                y_new[i] = y[i] + h * y_new[i]
-            flow(y_new, c, f_new)
-            for i in range(n):
-                K[_N_STAGES, i] = f_new[i]
+            err, finite = _attempt(flow, c, y, f, h, K, ytmp, y_new, rtol, atol)
             state[5] += _N_STAGES
-            # error norm
-            for i in range(n):
-                e5v[i] = 0.0
-                e3v[i] = 0.0
-            for j in range(_N_STAGES + 1):
-                b5 = _E5[j]
-                b3 = _E3[j]
-                if b5 != 0.0 or b3 != 0.0:
-                    for i in range(n):
-                        e5v[i] += K[j, i] * b5
-                        e3v[i] += K[j, i] * b3
-            e5 = 0.0
-            e3 = 0.0
-            finite = True
-            for i in range(n):
-                sc = atol + max(abs(y[i]), abs(y_new[i])) * rtol
-                a5 = e5v[i] / sc
-                a3 = e3v[i] / sc
-                e5 += a5 * a5
-                e3 += a3 * a3
-                if not np.isfinite(y_new[i]):
-                    finite = False
-            if e5 == 0.0 and e3 == 0.0:
-                err = 0.0
-            else:
-                err = abs(h) * e5 / math.sqrt((e5 + 0.01 * e3) * n)
             if not finite and not (err >= 1.0):
                 state[0] = t
                 state[1] = h_abs
@@ -272,43 +352,19 @@ def _run(c_addr, jit_addr, c, state, y, f, t_bound, rtol, atol, t_eval, ev_out, 
                 rejected = True
                 state[4] += 1
         state[3] += 1
-        # dense output for the requested times in (t, t_new]
+        # dense output only for a step with requested times in (t, t_new]
         if use_eval:
             ev_j = ev_i
             while ev_j < t_eval.size and t_eval[ev_j] <= t_new:
                 ev_j += 1
             if ev_j > ev_i:
-                for s in range(_N_STAGES + 1, _N_EXT):
-                    _stage(flow, c, y, K, h, s, ytmp)
-                    state[5] += 1
-                for i in range(n):
-                    dy = y_new[i] - y[i]
-                    F[0, i] = dy
-                    F[1, i] = h * K[0, i] - dy
-                    F[2, i] = 2.0 * dy - h * (f_new[i] + K[0, i])
-                for r in range(_POWER - 3):
-                    for i in range(n):
-                        F[3 + r, i] = 0.0
-                    for j in range(_N_EXT):
-                        dj = _D[r, j]
-                        if dj != 0.0:
-                            for i in range(n):
-                                F[3 + r, i] += dj * K[j, i]
-                    for i in range(n):
-                        F[3 + r, i] *= h
+                _dense(flow, c, y, y_new, h, K, ytmp, F)
+                state[5] += _N_EXT - _N_STAGES - 1
+                state[8] += 1
                 for k in range(ev_i, ev_j):
-                    x = (t_eval[k] - t) / h
-                    for i in range(n):
-                        v = 0.0
-                        for q in range(_POWER):
-                            v += F[_POWER - 1 - q, i]
-                            if q % 2 == 0:
-                                v *= x
-                            else:
-                                v *= 1.0 - x
-                        ev_out[k, i] = v + y[i]
+                    _interpolate(F, y, (t_eval[k] - t) / h, ev_out[k])
                 ev_i = ev_j
-        else:
+        elif step_t.size:
             step_t[recorded] = t_new
             for i in range(n):
                 step_y[recorded, i] = y_new[i]
@@ -316,12 +372,39 @@ def _run(c_addr, jit_addr, c, state, y, f, t_bound, rtol, atol, t_eval, ev_out, 
         t = t_new
         for i in range(n):
             y[i] = y_new[i]
-            f[i] = f_new[i]
+            f[i] = K[_N_STAGES, i]
     state[0] = t
     state[1] = h_abs
     state[2] = ev_i
     state[6] = recorded
     return _DONE if t >= t_bound else _CHUNK
+
+
+@numba.njit(cache=True)      # compiled on first use (by the benchmark), not at import
+def _replay(c_addr, jit_addr, c, y0, h, attempts, dense, outputs):
+    """The compiled loop's arithmetic without its decisions: ``attempts`` steps of size
+    h, ``dense`` interpolants and ``outputs`` interpolated points, with the flow given.
+    With a flow that costs nothing this is the integrator's own floor for a run with
+    those counts (used by the benchmark)."""
+    flow = _as_flow(c_addr, jit_addr)
+    n = y0.size
+    y = y0.copy()
+    f = np.zeros(n)
+    K = np.zeros((_N_EXT, n))
+    y_new = np.zeros(n)
+    ytmp = np.zeros(n)
+    F = np.zeros((_POWER, n))
+    out = np.zeros(n)
+    total = 0.0
+    for a in range(attempts):
+        err, finite = _attempt(flow, c, y, f, h, K, ytmp, y_new, 1e-10, 1e-12)
+        total += err
+        if a < dense:
+            _dense(flow, c, y, y_new, h, K, ytmp, F)
+            for k in range(outputs // dense + (1 if a < outputs % dense else 0)):
+                _interpolate(F, y, 0.5, out)
+                total += out[0]
+    return total
 
 
 def dop853(flow, c, y0, t_end: float, t_eval=None, rtol: float = 1e-10, atol: float = 1e-12,
@@ -338,40 +421,37 @@ def dop853(flow, c, y0, t_end: float, t_eval=None, rtol: float = 1e-10, atol: fl
     ``time_limit`` seconds are needed, and SymiclError when the step size
     collapses or the solution stops being finite.
     """
-    y = np.array(y0, dtype=np.float64)
+    yf = np.empty((2, np.size(y0)))
+    yf[0] = y0
+    y = yf[0]
     c = np.ascontiguousarray(c, dtype=np.float64)
     n = y.size
     t_end = float(t_end)
     if t_eval is not None:
-        t_eval = np.ascontiguousarray(t_eval, dtype=np.float64)
+        t_eval = np.array(t_eval, dtype=np.float64)      # a copy: it is returned
         if t_eval.ndim != 1:
             raise SymiclError("t_eval must be one-dimensional")
-        if t_eval.size and (t_eval[0] < 0 or t_eval[-1] > t_end or np.any(np.diff(t_eval) < 0)):
-            raise SymiclError("t_eval must be increasing and within [0, t_end]")
         ev_out = np.empty((t_eval.size, n))
-        # times at t = 0 are the initial state (scipy's dense output gives exactly y0 there)
-        ev_start = int(np.searchsorted(t_eval, 0.0, side="right"))
-        ev_out[:ev_start] = y
+        step_t, step_y = _NO_STEPS, np.empty((0, n))
     else:
-        t_eval_arr = np.empty(0)
-        ev_out = np.empty((0, n))
-        ev_start = 0
-    f = np.empty(n)
+        t_eval, ev_out = _NO_STEPS, np.empty((0, n))
+        step_t, step_y = np.empty(chunk), np.empty((chunk, n))
+        ts, ys = [np.zeros(1)], [y.copy()[None, :]]
     c_addr, jit_addr = _addresses(flow)
-    state = np.array([0.0, -1.0, ev_start, 0, 0, 0, 0, 0.0])
-    ts, ys = [np.zeros(1)], [y.copy()[None, :]]
-    step_t = np.empty(0 if t_eval is not None else chunk)
-    step_y = np.empty((0 if t_eval is not None else chunk, n))
+    state = np.zeros(9)
+    state[1] = -1.0
     started = time.perf_counter()
     while True:
-        status = _run(c_addr, jit_addr, c, state, y, f, t_end, rtol, atol,
-                      t_eval if t_eval is not None else t_eval_arr, ev_out, step_t, step_y, chunk)
-        if t_eval is None:
+        status = _run(c_addr, jit_addr, c, state, yf, t_end, rtol, atol, t_eval, ev_out, step_t,
+                      step_y, chunk)
+        if ev_out.size == 0 and step_t.size:
             k = int(state[6])
             ts.append(step_t[:k].copy())
             ys.append(step_y[:k].copy())
         if status == _DONE:
             break
+        if status == _BAD_TIMES:
+            raise SymiclError("t_eval must be increasing and within [0, t_end]")
         steps, t_now = int(state[3]), state[0]
         if status == _TOO_SMALL:
             raise SymiclError(f"integration failed (method 'numba-dop853'): the step size fell "
@@ -390,7 +470,8 @@ def dop853(flow, c, y0, t_end: float, t_eval=None, rtol: float = 1e-10, atol: fl
                 f"of {t_end:.6g}, step size {state[1]:.3g}: the flow looks stiff (an explicit "
                 f"method needs steps of order 1/|largest Jacobian eigenvalue|); use "
                 f"method='LSODA' or method='Radau', which use the generated Jacobian")
-    if t_eval is not None:
-        return DOP853Result(t_eval.copy(), ev_out, int(state[3]), int(state[4]), int(state[5]))
-    return DOP853Result(np.concatenate(ts), np.concatenate(ys), int(state[3]), int(state[4]),
-                        int(state[5]))
+    _, _, _, steps, rejected, nfev, _, _, dense = state.tolist()
+    steps, rejected, nfev, dense = int(steps), int(rejected), int(nfev), int(dense)
+    if step_t.size == 0:
+        return DOP853Result(t_eval, ev_out, steps, rejected, nfev, dense)
+    return DOP853Result(np.concatenate(ts), np.concatenate(ys), steps, rejected, nfev, dense)
