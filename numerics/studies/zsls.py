@@ -115,12 +115,17 @@ class Setting:
     def flow(self, theta):
         return self.loss_scale * self.scale * self.ring.flow(self.scale * theta)
 
+    def jacobian(self, theta):
+        J = self.ring.jacobian(self.scale * theta)
+        return self.loss_scale * self.scale[:, None] * J * self.scale[None, :]
+
     def integrate(self, theta0, t_end, n=400):
         from scipy.integrate import solve_ivp
 
         t = np.linspace(0.0, t_end, n + 1)
         sol = solve_ivp(lambda _, th: self.flow(th), (0.0, t_end), theta0, t_eval=t,
-                        method="LSODA", rtol=1e-9, atol=1e-13)
+                        method="LSODA", rtol=1e-9, atol=1e-13,
+                        jac=lambda _, th: self.jacobian(th))
         if not sol.success:
             raise RuntimeError(sol.message)
         return t, sol.y.T
@@ -403,8 +408,8 @@ def plot(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, (name, res) in zip(axes, results.items()):
+    fig, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 4), squeeze=False)
+    for ax, (name, res) in zip(axes[0], results.items()):
         c = res["curves"]
         ax.plot(c["t"], c["theory_loss_seed0"], label="derived flow (seed 0 start)")
         ax.plot(c["t_sim"], c["gd_loss_seed0"], "--", label="GD, fixed training set (seed 0)")
@@ -435,8 +440,19 @@ def main(argv=None):
     ap.add_argument("--init-separate", type=float, default=None,
                     help="initial scale of the separate heads (their --init)")
     ap.add_argument("--train", type=int, default=None, help="training prompts (fixed set)")
+    ap.add_argument("--dim", type=int, default=None, help="input dimension d")
+    ap.add_argument("--heads", type=int, default=None, help="heads H of both variants")
+    ap.add_argument("--N", type=int, default=None, help="context length")
+    ap.add_argument("--lr", type=float, default=None, help="their learning rate")
+    ap.add_argument("--only", choices=("merged", "separate"), default=None,
+                    help="one variant only")
     args = ap.parse_args(argv)
     cfg = dict(FULL if args.full else QUICK)
+    for name in ("dim", "N", "lr"):
+        if getattr(args, name):
+            cfg[name] = getattr(args, name)
+    if args.heads:
+        cfg["heads_merged"] = cfg["heads_separate"] = args.heads
     if args.seeds:
         cfg["seeds"] = args.seeds
     if args.init_separate:
@@ -450,12 +466,12 @@ def main(argv=None):
     def log(msg):
         print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", flush=True)
 
-    results = {name: run_claim(kq, cfg, args, log)
-               for name, kq in (("merged", "merged"), ("separate", "separate"))}
+    results = {name: run_claim(name, cfg, args, log) for name in ("merged", "separate")
+               if args.only in (None, name)}
     summary = {"config": {**cfg, "loss_scale": args.loss_scale,
-                          "normalise": not args.no_normalise},
-               "merged": results["merged"], "separate": results["separate"]}
-    summary["claims"] = claims(summary)
+                          "normalise": not args.no_normalise}, **results}
+    if len(results) == 2:
+        summary["claims"] = claims(summary)
     if not args.skip_depth:
         from .zsls_depth import depth_study
 
@@ -503,7 +519,9 @@ def claims(summary) -> dict:
 
 def print_table(summary):
     for name in ("merged", "separate"):
-        res = summary[name]
+        res = summary.get(name)
+        if res is None:
+            continue
         print(f"\n{name}: {res['setting']}")
         print("component  eigenvalue  theory t (mean +- SE)  GD fixed set t   online SGD t")
         for row in res["table"]:
@@ -512,7 +530,8 @@ def print_table(summary):
                 return f"{v['mean']:8.3f} +- {v['se']:.3f}" if v else "      -       "
             print(f"{row['component']:9d}  {row['eigenvalue']:10.4f}  {f('theory')}  "
                   f"{f('gd_fixed_set')}  {f('online_sgd')}")
-    print("\nclaims:", json.dumps(summary["claims"], indent=1))
+    if "claims" in summary:
+        print("\nclaims:", json.dumps(summary["claims"], indent=1))
 
 
 if __name__ == "__main__":
