@@ -46,12 +46,17 @@ class PrecisionSystem:
         return sp.expand(self.model.expected_loss().xreplace(self.constants))
 
     @cached_property
+    def _gradient_polys(self) -> list:
+        poly = sp.Poly(self.loss_expr, *self.active)
+        return [poly.diff(p) for p in self.active]
+
+    @cached_property
     def gradient_exprs(self) -> list:
-        return [sp.expand(sp.diff(self.loss_expr, p)) for p in self.active]
+        return [g.as_expr() for g in self._gradient_polys]
 
     @cached_property
     def hessian_exprs(self) -> list:
-        return [[sp.expand(sp.diff(g, q)) for q in self.active] for g in self.gradient_exprs]
+        return [[g.diff(q).as_expr() for q in self.active] for g in self._gradient_polys]
 
     @cached_property
     def _mp(self):
