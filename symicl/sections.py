@@ -307,11 +307,11 @@ def _least_loss_md(model: Model, system, r: dict, out: dict) -> list:
         main = sp.Matrix(d, d, lambda a, b: y_hat.coeff(sxy[a]).coeff(xq[b]))
         same = main == sp.Matrix(ref["P22*Q11"]).applyfunc(sp.Rational) and sp.expand(
             y_hat - sum(main[a, b] * sxy[a] * xq[b] for a in range(d) for b in range(d))) == 0
-        out["one_head_minimum"] = {**ref, "least_loss_minus_it": mp.nstr(gap, 3),
-                                   "same_function": same}
+        gap = "below 1e-40 in absolute value" if abs(gap) < mp.mpf("1e-40") else mp.nstr(gap, 3)
+        out["one_head_minimum"] = {**ref, "least_loss_minus_it": gap, "same_function": same}
         md += ["", f"The one-head model's least loss at the same constants (`{ref['model']}`, "
                f"its stable point, exact): {ref['loss']} = {ref['decimal'][:16]}; the least "
-               f"loss found here differs from it by {mp.nstr(gap, 3)} (50 digits), and "
+               f"loss found here minus it is {gap} (50 digits), and "
                + (f"y_hat is the one-head stable point's function S_xy^T P22 Q11 x_q, P22 Q11 "
                   f"= ${sp.latex(sp.Matrix(ref['P22*Q11']).applyfunc(sp.Rational))}$ (every coefficient "
                   f"within 1e-30 of it)."

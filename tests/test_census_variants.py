@@ -50,7 +50,12 @@ def test_a_committed_class_reverifies_and_a_perturbed_one_is_refused(variant):
         (lambda cs: next(c for c in cs if c["index"] >= 2))
     good = one_class(data, pick)
     sec = census_section(model, good, "test")
-    (cls,) = sec.data["critical_points"]["cases"]["anisotropic"]["classes"]
+    out = sec.data["critical_points"]["cases"]["anisotropic"]
+    (cls,) = out["classes"]
+    if name == "heads":     # the least-loss class: the one-head minimum and its function
+        assert out["one_head_minimum"]["same_function"] is True
+        assert out["one_head_minimum"]["least_loss_minus_it"].startswith("below 1e-40")
+        assert out["least_loss"]["y_hat"] == "16*Sxy_1*x_1/41 + 8*Sxy_2*x_2/7"
     assert cls["residual"] == "< 1e-30" and cls["index"] == pick(
         data["cases"]["anisotropic"]["classes"])["index"]
     bad = copy.deepcopy(good)

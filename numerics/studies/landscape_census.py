@@ -303,23 +303,30 @@ def scalings(model, syms) -> list:
 
 def balance(model, active, scal: list, x, sweeps: int = 200) -> list:
     """The point of the scaling orbits with every scaling's Noether charge 0 (e.g.
-    ||W^P|| = ||W^Q||), by cyclic rescaling (each step lowers ||theta||^2)."""
+    ||W^P|| = ||W^Q||), by cyclic rescaling (each step lowers ||theta||^2) until every factor
+    is 1 to 1e-12."""
     pos = {p: k for k, p in enumerate(active)}
     groups = [([pos[model.parameters[k]] for k in up if model.parameters[k] in pos],
                [pos[model.parameters[k]] for k in down if model.parameters[k] in pos])
               for up, down in scal]
     x = list(x)
     for _ in range(sweeps):
+        moved = False
         for up, down in groups:
             a = sum(float(x[k]) ** 2 for k in up) ** 0.5
             b = sum(float(x[k]) ** 2 for k in down) ** 0.5
             if a == 0 or b == 0:
                 continue
             c = (b / a) ** 0.5
+            if abs(c - 1) < 1e-12:      # balanced to rounding: leave it
+                continue
+            moved = True
             for k in up:
                 x[k] = x[k] * c
             for k in down:
                 x[k] = x[k] / c
+        if not moved:
+            break
     return x
 
 
