@@ -177,18 +177,22 @@ def symmetry_section(model: Model, variants: tuple = ()) -> Section:
 def census_section(model: Model, data: dict, source: str) -> Section:
     """A committed numerical census of critical points (``data``, written by the study named
     in it), re-verified here at 50 digits: each stored point's residual |grad L| < 1e-30,
-    its loss, and its Hessian index and zero modes recomputed and compared."""
+    its loss, its Hessian index and zero modes, and its orbit dimension under the derived
+    symmetries recomputed and compared."""
     import mpmath as mp
 
-    from .analysis.critical_points import PrecisionSystem, classify
+    from .analysis.critical_points import PrecisionSystem, classify, orbit_dimension
 
     bound = mp.mpf("1e-30")
     out = {"method": "many-start Newton on grad L and on the gauge-fixed system, refined at "
                      "60 digits, deduplicated modulo the symmetry group (see the study)",
            "study": data["source"], "data": source,
            "verified": "here, at 50 digits: |grad L| < 1e-30 at every stored point; loss, "
-                       "Hessian index and zero modes recomputed and equal to the stored ones",
+                       "Hessian index and zero modes, and the orbit dimension (rank of the "
+                       "derived symmetry directions A_k theta) recomputed and equal to the "
+                       "stored ones",
            "cases": {}}
+    syms = symmetries(model)
     sec = Section({"critical_points": out})
     one_head = "P22*Q11" in data["cases"][next(iter(data["cases"]))]["classes"][0]["learned_map"]
     group = ("scaling with sign, the signed permutations of the tokens and the parameter sign "
@@ -203,8 +207,9 @@ def census_section(model: Model, data: dict, source: str) -> Section:
                f"gauge-fixed system of the symmetries), made by `{data['source']}` and "
                f"committed as `{source}`; each class is one critical point modulo the "
                f"symmetry group ({group}), re-verified when this file is generated: "
-               "|grad L| < 1e-30 at 50 digits, and the Hessian's index and zero modes "
-               "recomputed. Coverage is not complete: the number of classes against the "
+               "|grad L| < 1e-30 at 50 digits, and the Hessian's index and zero modes and "
+               "the orbit dimension (rank of the symmetry directions A_k theta) recomputed. "
+               "Coverage is not complete: the number of classes against the "
                "number of starts is given; index 0 with as many zero modes as the orbit "
                "dimension is a strict minimum modulo the orbit. Learned map: the norms of "
                f"its parts reading S_xx, S_xy and S_yy of the context, {parts}.",
@@ -221,6 +226,10 @@ def census_section(model: Model, data: dict, source: str) -> Section:
                 raise ArithmeticError(f"census {case} class {k}: index/zero modes "
                                       f"{cl.index}/{cl.zero_modes} differ from the stored "
                                       f"{c['index']}/{c['zero_modes']}")
+            orbit = orbit_dimension(system, syms, [c["point"][p.name] for p in system.active])
+            if orbit != c["orbit_dimension"]:
+                raise ArithmeticError(f"census {case} class {k}: orbit dimension {orbit} "
+                                      f"differs from the stored {c['orbit_dimension']}")
             loss = mp.nstr(cl.loss, 20)
             with mp.workdps(50):
                 if abs(cl.loss - mp.mpf(c["loss"])) > mp.mpf("1e-20"):
@@ -228,7 +237,7 @@ def census_section(model: Model, data: dict, source: str) -> Section:
                                           f"from the stored {c['loss']}")
             classes.append({"loss": loss, "kind": c["kind"], "index": cl.index,
                             "zero_modes": cl.zero_modes,
-                            "orbit_dimension": c["orbit_dimension"],
+                            "orbit_dimension": orbit,
                             "residual": "< 1e-30", "hits": c["hits"],
                             "learned_map": c["learned_map"]})
         consts = ", ".join(f"{k} = {v}" for k, v in r["constants"].items())

@@ -58,6 +58,10 @@ def test_a_committed_class_reverifies_and_a_perturbed_one_is_refused(variant):
         assert out["least_loss"]["y_hat"] == "16*Sxy_1*x_1/41 + 8*Sxy_2*x_2/7"
     assert cls["residual"] == "< 1e-30" and cls["index"] == pick(
         data["cases"]["anisotropic"]["classes"])["index"]
+    wrong = copy.deepcopy(good)
+    wrong["cases"]["anisotropic"]["classes"][0]["orbit_dimension"] += 1
+    with pytest.raises(ArithmeticError, match="orbit dimension"):
+        census_section(model, wrong, "test")
     bad = copy.deepcopy(good)
     point = bad["cases"]["anisotropic"]["classes"][0]["point"]
     first = next(iter(point))
