@@ -157,7 +157,7 @@ def classify(system: PrecisionSystem, point, dps: int = 50, zero: float = 1e-20)
     with mp.workdps(dps):
         x = [mp.mpf(v) if isinstance(v, str) else +v for v in point]
         res = mp.norm(system.gradient(x))
-        E, _ = mp.eigsy(system.hessian(x))
+        E = mp.eigsy(system.hessian(x), eigvals_only=True)
         eig = sorted(E[k] for k in range(len(x)))
         index = sum(1 for e in eig if e < -zero)
         zeros = sum(1 for e in eig if abs(e) <= zero)
