@@ -127,14 +127,16 @@ CONFIGS = [
            {"dim": 2, "heads": 2, "tasks": "isotropic"},
            "Two heads with merged key-query weights W^Q_h, scalar tasks y = w^T x (ZSLS's "
            "merged multi-head attention), d = 2, symbolic N and spectrum.",
-           skip_fixed_points="24 active parameters are beyond the polynomial-system method "
-                             "(max_variables = 10)"),
+           skip_fixed_points="18 active parameters are beyond the polynomial-system method "
+                             "(max_variables = 10); see the numerical census below",
+           census="critical_points/linear_transformer_heads_d2.json"),
     Config("linear_transformer_separate_d2", "linear-transformer",
            {"dim": 2, "heads": 2, "kq": "separate", "tasks": "isotropic"},
            "Two heads with separate rank-one key and query, W^Q_h = W^K_h^T W^Q_h, scalar "
            "tasks (ZSLS's separate-key-query attention), d = 2, symbolic N and spectrum.",
            skip_fixed_points="16 active parameters are beyond the polynomial-system method "
-                             "(max_variables = 10)"),
+                             "(max_variables = 10); see the numerical census below",
+           census="critical_points/linear_transformer_separate_d2.json"),
     Config("deep_linear", "deep-linear", {"n_in": 2, "n_hidden": 2, "n_out": 2},
            "Two-layer linear network 2-2-2 with a symbolic teacher T.",
            matrix={}, symbolic_rates=False,

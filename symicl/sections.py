@@ -177,31 +177,42 @@ def symmetry_section(model: Model, variants: tuple = ()) -> Section:
 def census_section(model: Model, data: dict, source: str) -> Section:
     """A committed numerical census of critical points (``data``, written by the study named
     in it), re-verified here at 50 digits: each stored point's residual |grad L| < 1e-30,
-    its loss, and its Hessian index and zero modes recomputed and compared."""
+    its loss, its Hessian index and zero modes, and its orbit dimension under the derived
+    symmetries recomputed and compared."""
     import mpmath as mp
 
-    from .analysis.critical_points import PrecisionSystem, classify
+    from .analysis.critical_points import PrecisionSystem, classify, orbit_dimension
 
     bound = mp.mpf("1e-30")
     out = {"method": "many-start Newton on grad L and on the gauge-fixed system, refined at "
                      "60 digits, deduplicated modulo the symmetry group (see the study)",
            "study": data["source"], "data": source,
            "verified": "here, at 50 digits: |grad L| < 1e-30 at every stored point; loss, "
-                       "Hessian index and zero modes recomputed and equal to the stored ones",
+                       "Hessian index and zero modes, and the orbit dimension (rank of the "
+                       "derived symmetry directions A_k theta) recomputed and equal to the "
+                       "stored ones",
            "cases": {}}
+    syms = symmetries(model)
     sec = Section({"critical_points": out})
+    one_head = "P22*Q11" in data["cases"][next(iter(data["cases"]))]["classes"][0]["learned_map"]
+    group = ("scaling with sign, the signed permutations of the tokens and the parameter sign "
+             "flips that leave L invariant" if one_head else
+             "the continuous symmetries above, the signed permutations of the tokens, the "
+             "permutations of the heads and the parameter sign flips that leave L invariant")
+    parts = ("the main path P22 Q11, and the null blocks' share of the squared weights "
+             "(balanced point)" if one_head else "and, for the least-loss class, the learned "
+                                                  "function itself")
     sec.md += ["## Critical points (numerical census)", "",
                "Beyond the exact method, a census by many-start Newton (on grad L and on the "
                f"gauge-fixed system of the symmetries), made by `{data['source']}` and "
                f"committed as `{source}`; each class is one critical point modulo the "
-               "symmetry group (scaling with sign, the signed permutations of the tokens "
-               "and the parameter sign flips that leave L invariant), re-verified when this file is generated: "
-               "|grad L| < 1e-30 at 50 digits, and the Hessian's index and zero modes "
-               "recomputed. Coverage is not complete: the number of classes against the "
+               f"symmetry group ({group}), re-verified when this file is generated: "
+               "|grad L| < 1e-30 at 50 digits, and the Hessian's index and zero modes and "
+               "the orbit dimension (rank of the symmetry directions A_k theta) recomputed. "
+               "Coverage is not complete: the number of classes against the "
                "number of starts is given; index 0 with as many zero modes as the orbit "
                "dimension is a strict minimum modulo the orbit. Learned map: the norms of "
-               "its parts reading S_xx, S_xy and S_yy of the context, the main path "
-               "P22 Q11, and the null blocks' share of the squared weights (balanced point).",
+               f"its parts reading S_xx, S_xy and S_yy of the context, {parts}.",
                ""]
     for case, r in data["cases"].items():
         system = PrecisionSystem(model, r["constants"])
@@ -215,6 +226,10 @@ def census_section(model: Model, data: dict, source: str) -> Section:
                 raise ArithmeticError(f"census {case} class {k}: index/zero modes "
                                       f"{cl.index}/{cl.zero_modes} differ from the stored "
                                       f"{c['index']}/{c['zero_modes']}")
+            orbit = orbit_dimension(system, syms, [c["point"][p.name] for p in system.active])
+            if orbit != c["orbit_dimension"]:
+                raise ArithmeticError(f"census {case} class {k}: orbit dimension {orbit} "
+                                      f"differs from the stored {c['orbit_dimension']}")
             loss = mp.nstr(cl.loss, 20)
             with mp.workdps(50):
                 if abs(cl.loss - mp.mpf(c["loss"])) > mp.mpf("1e-20"):
@@ -222,7 +237,7 @@ def census_section(model: Model, data: dict, source: str) -> Section:
                                           f"from the stored {c['loss']}")
             classes.append({"loss": loss, "kind": c["kind"], "index": cl.index,
                             "zero_modes": cl.zero_modes,
-                            "orbit_dimension": c["orbit_dimension"],
+                            "orbit_dimension": orbit,
                             "residual": "< 1e-30", "hits": c["hits"],
                             "learned_map": c["learned_map"]})
         consts = ", ".join(f"{k} = {v}" for k, v in r["constants"].items())
@@ -244,24 +259,85 @@ def census_section(model: Model, data: dict, source: str) -> Section:
                                                     zip(sat["starts"], sat["either"])
                                                     if n in _checkpoints(sat["starts"])) + ".",
                    "", "| loss | kind | index | zero modes / orbit dim | S_xx | S_xy | S_yy "
-                   "| null share | hits (grad, reduced) |", "|---|---|---|---|---|---|---|---|---|"]
+                   + ("| null share " if one_head else "") + "| hits (grad, reduced) |",
+                   "|---|---|---|---|---|---|---|" + ("---|" if one_head else "") + "---|"]
         for c in classes:
             lm = c["learned_map"]
             sec.md.append(f"| {c['loss'][:12]} | {c['kind']} | {c['index']} | "
                           f"{c['zero_modes']} / {c['orbit_dimension']} | {lm['Sxx']} | "
-                          f"{lm['Sxy']} | {lm['Syy']} | {lm['null_share']} | "
-                          f"{c['hits']['gradient']}, {c['hits']['reduced']} |")
+                          f"{lm['Sxy']} | {lm['Syy']} | "
+                          + (f"{lm['null_share']} | " if one_head else "")
+                          + f"{c['hits']['gradient']}, {c['hits']['reduced']} |")
         best = [c for c in minima if "global" in c["kind"]]
         if len(best) > 1:
             sec.md += ["", f"{len(best)} classes share the lowest loss found; they are distinct "
                        "critical points, not related by any symmetry of L above (their learned "
                        "maps differ as tensors on the context moments), though they reach the "
                        "same loss."]
+        if not one_head:
+            sec.md += _least_loss_md(model, system, r, out["cases"][case])
         sec.md.append("")
         sec.tex.append(f"% critical-point census, {case} spectrum ({consts}): "
                        f"{len(classes)} classes; losses of the index-0 classes: "
                        + ", ".join(c["loss"][:12] for c in minima))
     return sec
+
+
+def _least_loss_md(model: Model, system, r: dict, out: dict) -> list:
+    """The least-loss class's learned function y_hat (coefficients at 50 digits, shown as
+    rationals where one of denominator < 10^6 agrees to 1e-30) and its loss against the
+    one-head model's least loss (``one_head_minimum`` of the data, exact); adds both to
+    ``out``."""
+    import mpmath as mp
+
+    best = r["classes"][0]
+    with mp.workdps(50):
+        values = {p.name: sp.Float(best["point"][p.name], 50) for p in system.active}
+        values.update({p.name: 0 for p in model.parameters if p.name not in values})
+        y_hat = learned_map(model, values)["y_hat"][0]
+        gens = sorted(y_hat.free_symbols, key=str)
+        y_hat = sum((_rational(c) * sp.Mul(*[g ** e for g, e in zip(gens, m)])
+                     for m, c in sp.Poly(y_hat, *gens).terms()), sp.Integer(0))
+    out["least_loss"] = {"loss": best["loss"], "kind": best["kind"], "y_hat": str(y_hat)}
+    md = ["", f"Least loss found: {best['loss'][:16]} ({best['kind']}), where the model "
+          f"computes on the query y_hat = ${sp.latex(y_hat)}$ (S = Z Z^T / N the context "
+          "statistics with the query inside S_xx; coefficients recovered as rationals at 50 "
+          "digits)."]
+    ref = r.get("one_head_minimum")
+    if ref is not None:
+        with mp.workdps(50):
+            exact = sp.Rational(ref["loss"])
+            gap = system.loss([mp.mpf(best["point"][p.name]) for p in system.active]) \
+                - mp.mpf(exact.p) / exact.q
+        d = model.options["dim"]
+        name = {str(v): v for v in y_hat.free_symbols}
+        sxy = [name.get(f"Sxy_{a + 1}", sp.Symbol(f"Sxy_{a + 1}")) for a in range(d)]
+        xq = [name.get(f"x_{b + 1}", sp.Symbol(f"x_{b + 1}")) for b in range(d)]
+        main = sp.Matrix(d, d, lambda a, b: y_hat.coeff(sxy[a]).coeff(xq[b]))
+        same = main == sp.Matrix(ref["P22*Q11"]).applyfunc(sp.Rational) and sp.expand(
+            y_hat - sum(main[a, b] * sxy[a] * xq[b] for a in range(d) for b in range(d))) == 0
+        gap = "below 1e-40 in absolute value" if abs(gap) < mp.mpf("1e-40") else mp.nstr(gap, 3)
+        out["one_head_minimum"] = {**ref, "least_loss_minus_it": gap, "same_function": same}
+        md += ["", f"The one-head model's least loss at the same constants (`{ref['model']}`, "
+               f"its stable point, exact): {ref['loss']} = {ref['decimal'][:16]}; the least "
+               f"loss found here minus it is {gap} (50 digits), and "
+               + (f"y_hat is the one-head stable point's function S_xy^T P22 Q11 x_q, P22 Q11 "
+                  f"= ${sp.latex(sp.Matrix(ref['P22*Q11']).applyfunc(sp.Rational))}$ (every coefficient "
+                  f"within 1e-30 of it)."
+                  if same else "y_hat is not the one-head stable point's function.")]
+    return md
+
+
+def _rational(c) -> sp.Expr:
+    """``c`` (a 50-digit float) as a rational of denominator < 10^6 when one agrees to 1e-30,
+    else rounded to 12 significant digits."""
+    from fractions import Fraction
+
+    f = Fraction(str(sp.Float(c, 50))).limit_denominator(10 ** 6)
+    q = sp.Rational(f.numerator, f.denominator)
+    if abs(sp.Float(c, 50) - q) < sp.Float("1e-30", 50):
+        return q
+    return sp.Float(c, 12)
 
 
 def _checkpoints(starts: list) -> set:

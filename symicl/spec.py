@@ -213,6 +213,9 @@ class ModelSpec:
     * ``learned_map``: the block products that make the learned function
       (e.g. ("P22", "Q11")), and ``gain_pairs(model)``: the parameter pairs
       whose products are the learned per-mode gains, for the analysis;
+    * ``learned_function(model) -> Matrix | None``: the prediction on the query as a
+      polynomial in the parameters, named context statistics and the query, for the models
+      whose learned map is not a product of two blocks (e.g. several attention heads);
     * ``matrix_level(**options) -> MatrixModel``: the dimension-free twin;
     * ``size(options) -> int``: the number of parameters a build would have,
       so that the CLI can refuse a model too large before building it;
@@ -244,6 +247,7 @@ class ModelSpec:
     plan_for: Callable[[dict], dict] | None = None   # options -> plan overrides
     defaults: dict = field(default_factory=dict)   # option defaults in verify and sweep
     learned_map: tuple = ()                # block products (left, right) the model implements
+    learned_function: Callable | None = None   # model -> prediction on named statistics
     matrix_level: Callable | None = None   # the dimension-free twin's builder (MatrixModel)
     size: Callable | None = None           # options -> number of parameters, before building
     gain_pairs: Callable | None = None     # model -> [(p_a, q_a)]: gains a_a = p_a q_a

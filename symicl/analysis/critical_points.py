@@ -10,7 +10,7 @@ numerically (e.g. by many-start Newton) is made trustworthy here:
 * :func:`classify`: the residual |grad L|, the loss, and the Hessian's
   eigenvalues at ``dps`` digits: the index (negative eigenvalues) and the
   zero modes (|lambda| below ``zero``), to compare with the orbit dimension
-  (rank of the symmetry directions A_k theta).
+  (:func:`orbit_dimension`: the rank of the symmetry directions A_k theta).
 
 Everything is exact arithmetic on the derived loss with the constants
 substituted as rationals, evaluated by mpmath: the same input gives the same
@@ -27,7 +27,7 @@ import sympy as sp
 
 from ..model import Model
 
-__all__ = ["PrecisionSystem", "Classification", "refine", "classify"]
+__all__ = ["PrecisionSystem", "Classification", "refine", "classify", "orbit_dimension"]
 
 
 class PrecisionSystem:
@@ -40,18 +40,24 @@ class PrecisionSystem:
         grads = model._gradient
         self.active = [p for p in model.parameters if grads[p]]
         self.inert = [p for p in model.parameters if not grads[p]]
+        self._fields: dict = {}     # symmetry fields compiled for orbit_dimension
 
     @cached_property
     def loss_expr(self) -> sp.Expr:
         return sp.expand(self.model.expected_loss().xreplace(self.constants))
 
     @cached_property
+    def _gradient_polys(self) -> list:
+        poly = sp.Poly(self.loss_expr, *self.active)
+        return [poly.diff(p) for p in self.active]
+
+    @cached_property
     def gradient_exprs(self) -> list:
-        return [sp.expand(sp.diff(self.loss_expr, p)) for p in self.active]
+        return [g.as_expr() for g in self._gradient_polys]
 
     @cached_property
     def hessian_exprs(self) -> list:
-        return [[sp.expand(sp.diff(g, q)) for q in self.active] for g in self.gradient_exprs]
+        return [[g.diff(q).as_expr() for q in self.active] for g in self._gradient_polys]
 
     @cached_property
     def _mp(self):
@@ -151,8 +157,31 @@ def classify(system: PrecisionSystem, point, dps: int = 50, zero: float = 1e-20)
     with mp.workdps(dps):
         x = [mp.mpf(v) if isinstance(v, str) else +v for v in point]
         res = mp.norm(system.gradient(x))
-        E, _ = mp.eigsy(system.hessian(x))
+        E = mp.eigsy(system.hessian(x), eigvals_only=True)
         eig = sorted(E[k] for k in range(len(x)))
         index = sum(1 for e in eig if e < -zero)
         zeros = sum(1 for e in eig if abs(e) <= zero)
         return Classification(res, system.loss(x), eig, index, zeros, dps)
+
+
+def orbit_dimension(system: PrecisionSystem, syms: list, point, dps: int = 50,
+                    rel: float = 1e-12) -> int:
+    """The dimension of the symmetry orbit through ``point`` (decimal strings or mpf of the
+    active parameters; inert ones 0): the number of singular values of [A_1 theta, ..,
+    A_k theta] above ``rel`` times the largest, at ``dps`` digits, ``syms`` the derived
+    linear symmetries.  (Relative: where a block converges to 0 only linearly, a degenerate
+    critical point, refinement leaves it at ~1e-20, which is 0 for the orbit.)"""
+    if not syms:
+        return 0
+    params = system.model.parameters
+    key = tuple(tuple(s.field) for s in syms)
+    if key not in system._fields:
+        system._fields[key] = [sp.lambdify(params, list(s.field), "mpmath") for s in syms]
+    fields = system._fields[key]
+    with mp.workdps(dps):
+        x = dict(zip(system.active, (mp.mpf(v) if isinstance(v, str) else +v for v in point)))
+        values = [x.get(p, mp.mpf(0)) for p in params]
+        A = mp.matrix([[mp.mpf(e) for e in f(*values)] for f in fields]).T
+        sv = [abs(v) for v in mp.svd_r(A, compute_uv=False)]
+        top = max(sv)
+        return sum(1 for v in sv if top > 0 and v > rel * top)

@@ -895,7 +895,9 @@ def learned_map(model: Model, values: Mapping) -> dict:
     (``learned_map``): for the linear transformer ``P22*Q11`` (the predictor
     p2 q1 on the main path; per-mode gains a_a = p_a q_a on its diagonal in
     the aligned reduction) and, when the null blocks exist, ``P21*Q21``; for
-    deep-linear ``W2*W1``.
+    deep-linear ``W2*W1``.  Where no such product exists (several attention heads, separate
+    key and query) the spec's ``learned_function``: ``y_hat``, the prediction on the query
+    through the named context statistics (e.g. Sxy_a, Sxx_a_b, Syy) and x_q.
     """
     from ..models import SPECS
 
@@ -911,6 +913,10 @@ def learned_map(model: Model, values: Mapping) -> dict:
             if L.shape == (1, 1) and R.shape[0] != 1:   # scalar tasks: p2 is a number
                 L = L[0, 0]
             out[f"{left}*{right}"] = (L * R).xreplace(sub).applyfunc(sp.factor)
+    function = spec.learned_function(model) if not out and spec is not None \
+        and spec.learned_function is not None else None
+    if function is not None:
+        out["y_hat"] = function.xreplace(sub).applyfunc(sp.expand)
     if not out:
         raise ModelError(f"no learned map is known for model {model.name} "
                          f"(blocks {', '.join(b)})")

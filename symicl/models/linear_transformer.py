@@ -38,8 +38,8 @@ from ..matrix_level import models as matrix_twins
 from ..model import Model
 from ..sources import INPUTS, input_constants, input_options, inputs as input_law
 
-__all__ = ["linear_transformer", "attention_variant", "per_mode_model", "TASKS", "REDUCTIONS",
-           "KQ"]
+__all__ = ["linear_transformer", "attention_variant", "learned_function", "per_mode_model", "TASKS",
+           "REDUCTIONS", "KQ"]
 
 TASKS = ("aligned", "isotropic")
 REDUCTIONS = ("none", "null-zero", "aligned")
@@ -256,6 +256,44 @@ def attention_variant(moments: sp.Matrix, zq: sp.Matrix, dim: int, heads: int, k
         z = T * z
         M = T * M * T.T
     raise AssertionError("unreachable")
+
+
+def statistics(dim: int, out: int) -> sp.Matrix:
+    """The symmetric (d + out) x (d + out) matrix of named context statistics
+
+        S = Z Z^T / N = [[S_xx, S_xy], [S_xy^T, S_yy]]   (query inside S_xx),
+
+    entries ``Sxx_a_b``, ``Sxy_a_c``, ``Syy_c_e`` (upper triangle named; with scalar tasks
+    ``Sxy_a`` and ``Syy``)."""
+    D = dim + out
+
+    def name(i, j):
+        i, j = min(i, j), max(i, j)
+        if j < dim:
+            return f"Sxx_{i + 1}_{j + 1}"
+        if i < dim:
+            return f"Sxy_{i + 1}" + (f"_{j - dim + 1}" if out > 1 else "")
+        return "Syy" + (f"_{i - dim + 1}_{j - dim + 1}" if out > 1 else "")
+    return sp.Matrix(D, D, lambda i, j: sp.Symbol(name(i, j), real=True))
+
+
+def learned_function(model: Model) -> sp.Matrix | None:
+    """What the model computes on the query, as a function of the context statistics: the
+    prediction rebuilt by :func:`attention_variant` on the symbolic moments S of
+    :func:`statistics` and the query z_q = (x_q; 0), a polynomial in the parameters, S and
+    x_q (bilinear in S and x_q with one layer: y_hat = sum_h W^P_h[y, :] S W^Q_h z_q).
+    None for the reductions (their learned map is the block products of the spec)."""
+    o = model.options
+    if o.get("reduction", "none") != "none" or model.name != "linear-transformer":
+        return None
+    dim, out = o["dim"], (o["dim"] if o["tasks"] == "aligned" else 1)
+    variant = _check_variant(o.get("heads", 1), o.get("kq", "merged"), o.get("rank"),
+                             o.get("layers", 1)) or {"heads": 1, "kq": "merged", "layers": 1}
+    zq = sp.Matrix.vstack(sp.Matrix(symbols.vector("x", dim)), sp.zeros(out, 1))
+    _, prediction = attention_variant(statistics(dim, out), zq, dim, **variant)
+    own = {p.name: p for p in model.parameters}
+    return prediction.xreplace({s: own[s.name] for s in prediction.free_symbols
+                                if s.name in own})
 
 
 def per_mode_model(dim: int = 1, N=None, spectrum: Sequence | None = None) -> Model:
@@ -610,6 +648,7 @@ def _spec():
         size=_size,
         latex_heads={"WP": "W^{P}", "WQ": "W^{Q}"},
         learned_map=(("P22", "Q11"), ("P21", "Q21")),
+        learned_function=learned_function,
         gain_pairs=gain_pairs,
         plot=("N", "anisotropy", ("gain_err_exact", "gain_err_per_mode")),
     )
