@@ -165,16 +165,23 @@ def _loss(theta, a, mptr, mvar, mexp, maxdeg):
 
 
 @numba.njit(cache=True)
+def _prefix(m, a, mptr, mvar, mexp, pw, pre):
+    """pre[l] = a_m p_1 ... p_l over monomial m's factors p_l = theta_v^e; (start, k)."""
+    lo = mptr[m]
+    k = mptr[m + 1] - lo
+    pre[0] = a[m]
+    for l in range(k):
+        pre[l + 1] = pre[l] * pw[mvar[lo + l], mexp[lo + l]]
+    return lo, k
+
+
+@numba.njit(cache=True)
 def _gradient(theta, a, mptr, mvar, mexp, maxdeg, out):
     pw = _powers(theta, maxdeg)
     out[:] = 0.0
     pre = np.empty(theta.size + 1)
     for m in range(a.size):
-        lo, hi = mptr[m], mptr[m + 1]
-        k = hi - lo
-        pre[0] = a[m]
-        for l in range(k):
-            pre[l + 1] = pre[l] * pw[mvar[lo + l], mexp[lo + l]]
+        lo, k = _prefix(m, a, mptr, mvar, mexp, pw, pre)
         suf = 1.0
         for l in range(k - 1, -1, -1):
             v, e = mvar[lo + l], mexp[lo + l]
@@ -189,11 +196,7 @@ def _hessian(theta, a, mptr, mvar, mexp, maxdeg, out):
     pre = np.empty(theta.size + 1)
     suf = np.empty(theta.size + 1)
     for m in range(a.size):
-        lo, hi = mptr[m], mptr[m + 1]
-        k = hi - lo
-        pre[0] = a[m]
-        for l in range(k):
-            pre[l + 1] = pre[l] * pw[mvar[lo + l], mexp[lo + l]]
+        lo, k = _prefix(m, a, mptr, mvar, mexp, pw, pre)
         suf[k] = 1.0
         for l in range(k - 1, -1, -1):
             suf[l] = suf[l + 1] * pw[mvar[lo + l], mexp[lo + l]]
