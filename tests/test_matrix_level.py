@@ -197,6 +197,51 @@ def test_linear_transformer_matches_componentwise(tasks, dim):
     _check_against_componentwise(mm, cm, values)
 
 
+def _null_zero_slice(cm, variant: dict, d: int):
+    """The component-wise variant's entries by role on the null-zero slice: those that never
+    enter the loss, and the slice (zero at the start): P21_h = WP_h[y, x], and Q21_h =
+    WQ_h[y, x] (merged) or the y-columns of W^K_h (separate)."""
+    used = cm.expected_loss().free_symbols
+    inert = {p for p in cm.parameters if p not in used}
+
+    def on_slice(p):
+        block, i, j = p.name.split("_")[0], *map(int, p.name.split("_")[-2:])
+        if block == "WP" or (block == "WQ" and variant.get("kq", "merged") == "merged"):
+            return i > d >= j
+        return block == "WK" and j > d
+
+    return inert, {p for p in cm.parameters if on_slice(p)}
+
+
+@pytest.mark.parametrize("tasks", ["aligned", "isotropic"])
+@pytest.mark.parametrize("variant", [{"heads": 2}, {"heads": 2, "kq": "separate"},
+                                     {"kq": "separate", "rank": 2}])
+def test_attention_variants_match_componentwise_on_the_null_zero_slice(tasks, variant):
+    """At d = 2 the component-wise variant (reduction none) keeps the null-zero slice (the
+    flow of its entries vanishes there), the blocks the twin drops never enter its loss, and
+    its loss and flow on the slice equal the bound matrix-level forms."""
+    from symicl.models import build as build_componentwise
+    dim = 2
+    mm = build("linear-transformer", tasks=tasks, **variant)
+    cm = build_componentwise("linear-transformer", dim=dim, tasks=tasks, **variant)
+    values = mm.bind(d=dim)
+    active = {e for param in mm.parameters.values() for e in values[param]}
+    inert, slice_ = _null_zero_slice(cm, variant, dim)
+    assert inert and slice_ and not (inert | slice_) & active
+    assert inert | slice_ | active == set(cm.parameters)
+    zero = dict.fromkeys(slice_, 0)
+    flow = cm.flow()
+    for p in slice_:
+        assert is_zero(flow[p].xreplace(zero)), p
+    assert is_zero(mm.expected_loss().evaluate(values) - cm.expected_loss().xreplace(zero))
+    for block, param in mm.parameters.items():
+        entries = values[param]
+        f = mm.flow()[block].evaluate(values)
+        assert f.shape == entries.shape
+        for i, j in itertools.product(range(entries.rows), range(entries.cols)):
+            assert is_zero(f[i, j] - flow[entries[i, j]].xreplace(zero)), (block, i, j)
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 1), (2, 2, 2), (3, 2, 2), (2, 3, 1)])
 def test_deep_linear_matches_componentwise(shape):
     from symicl.models import build as build_componentwise
@@ -265,6 +310,8 @@ def _numeric_values(mm: MatrixModel, sizes: dict, rng):
 @pytest.mark.parametrize("name, options, sizes", [
     ("linear-transformer", {"tasks": "aligned"}, {"d": 4}),
     ("linear-transformer", {"tasks": "isotropic"}, {"d": 3}),
+    ("linear-transformer", {"tasks": "aligned", "heads": 2, "kq": "separate"},
+     {"d": 3, "r": 2}),
     ("deep-linear", {}, {"n_in": 4, "n_hidden": 3, "n_out": 2}),
 ])
 def test_numpy_agrees_with_sympy(name, options, sizes):
@@ -340,6 +387,18 @@ def test_bad_input_gets_clear_errors():
         build("linear-transformer", reduction="none")
     with pytest.raises(ModelError, match="positive integer"):
         build("linear-transformer").bind(d=0)
+    with pytest.raises(ModelError, match="covers one layer, got layers = 2"):
+        build("linear-transformer", heads=2, layers=2)
+    with pytest.raises(ModelError, match="rank applies to separate key and query"):
+        build("linear-transformer", heads=2, rank=2)
+    with pytest.raises(ModelError, match="heads must be a positive integer"):
+        build("linear-transformer", heads=0)
+    with pytest.raises(ModelError, match="unknown key-query form"):
+        build("linear-transformer", kq="both")
+    with pytest.raises(ModelError, match="r must be a positive integer"):
+        build("linear-transformer", kq="separate").bind(d=2, r=0)
+    with pytest.raises(ModelError, match="has no option dim"):
+        build("linear-transformer", dim=2, heads=2)
     loss = build("deep-linear").expected_loss()
     with pytest.raises(ModelError, match="no value given for the matrix W2"):
         loss.evaluate({"W1": sp.eye(2), "T": sp.eye(2)})
