@@ -214,3 +214,25 @@ def test_zsls_study_quick(tmp_path):
         assert len(summary[name]["table"]) == 2
     assert summary["separate"]["theory_loss_drops"][0] == 2
     assert summary["merged"]["theory_loss_drops"][0] == 1
+
+
+def test_two_layers_run_on_the_table_kernels_and_sampled_laws():
+    """Two layers' loss is beyond printed kernels and the expanded law system: the kernels walk
+    the monomial table, the laws come from exact sampling, and both agree with the engine."""
+    from symicl.analysis.conservation import conservation_laws
+    from symicl.codegen import kernels
+
+    model = build("linear-transformer", dim=1, layers=2, tasks="aligned", N=8, spectrum=[1])
+    k = kernels(model, "numpy")
+    assert k.module.TERMS > 20_000 and k.path is None        # the table, nothing printed
+    theta = 0.3 * np.random.default_rng(2).standard_normal(len(model.parameters))
+    assert k.loss(theta, k.constants_vector({})) == pytest.approx(derived_loss(model, theta),
+                                                                  rel=1e-10)
+    laws = conservation_laws(model, with_step_change=False)
+    names = [str(law.expression) for law in laws.laws]
+    assert len(names) == 2 and names[0].startswith("WP_1_1_1_1**2 + WP_1_1_1_2**2")
+    flow = k.flow(theta, k.constants_vector({}))
+    for law in laws.laws:                                      # grad h . F = 0 numerically too
+        grad = np.array([float(law.expression.diff(p).subs(dict(zip(model.parameters, theta))))
+                         for p in model.parameters])
+        assert abs(grad @ flow) < 1e-10 * (1 + np.abs(grad).sum() * np.abs(flow).sum())
