@@ -99,6 +99,10 @@ class FixedPoint:
     equations that define the component (its Groebner basis).  ``inert``
     lists the free parameters the flow does not involve at all.
     ``stability`` is filled in by :func:`fixed_points` (``classify=True``).
+    ``condition``: the stratum the family was found in (``orbits=True``), e.g.
+    ``("det(B) = 0", "det(A) != 0")``; its free parameters named ``<name>_s`` are
+    slice coordinates (see :mod:`symicl.analysis.orbit_strata`), and its
+    ``equations`` hold on the family together with the condition.
     """
 
     values: dict
@@ -108,6 +112,7 @@ class FixedPoint:
     verified: str = ""
     residual: float = 0.0
     stability: object = None
+    condition: tuple = ()
 
     @property
     def dimension(self) -> int:
@@ -129,6 +134,8 @@ class FixedPoint:
                "free": [str(p) for p in self.free], "inert": [str(p) for p in self.inert],
                "equations": [sp.sstr(e, order="lex") for e in self.equations],
                "verified": self.verified}
+        if self.condition:
+            out["condition"] = list(self.condition)
         if self.stability is not None:
             out["stability"] = self.stability.to_dict()
         return out
@@ -215,15 +222,17 @@ def _budget(seconds):
 class _System:
     """The flow as polynomials in the active parameters over QQ or QQ(constants)."""
 
-    def __init__(self, flow: dict, params: list, consts: list, assumptions_of: dict):
+    def __init__(self, flow: dict, params: list, consts: list, assumptions_of: dict,
+                 extra=(), flow_params=None):
         self.params = params
         self.consts = consts
         self.flow = flow
         eqs = []
-        for p in params:
+        for p in (params if flow_params is None else flow_params):
             num = sp.numer(sp.together(sp.expand(flow[p])))
             if num != 0:
                 eqs.append(sp.expand(num))
+        eqs.extend(e for e in extra if e != 0 and e not in eqs)
         self.active = [p for p in params if any(e.has(p) for e in eqs)]
         self.inert = [p for p in params if p not in self.active]
         self.domain = sp.QQ if not consts else sp.QQ.frac_field(*consts)
@@ -673,7 +682,8 @@ def _residual(flow, params, values, free, samples=3) -> float:
 
 def fixed_points(model: Model, constants: Mapping | None = None, *, classify: bool = True,
                  square_roots: Sequence = (), max_variables: int = 10,
-                 time_budget: float | None = 120.0, saturate: bool = False) -> FixedPoints:
+                 time_budget: float | None = 120.0, saturate: bool = False,
+                 orbits: bool = False) -> FixedPoints:
     """Every real fixed point (isolated or a family) of the model's flow F = -grad L.
 
     ``constants`` maps constant symbols (or names) to values; constants left
@@ -686,6 +696,13 @@ def fixed_points(model: Model, constants: Mapping | None = None, *, classify: bo
     ``saturate``: when a basis element factors as f_1 f_2 ..., decompose the k-th
     branch off the zeros of f_1 ... f_{k-1} (saturation; smaller, disjoint
     branches, same union).
+
+    ``orbits``: split parameter space into strata by the rank of the square blocks that
+    a general linear group acts on (derived from the loss), and solve each stratum on
+    its gauge slice X = I, carried back along the orbits
+    (:mod:`symicl.analysis.orbit_strata`; each stratum with saturation).  The strata are
+    disjoint and cover parameter space: every fixed point is in exactly one reported
+    stratum's families (``FixedPoint.condition``).
 
     Raises :class:`FixedPointBudgetError` when more than ``max_variables``
     parameters are active or the time budget (seconds) runs out.
@@ -719,41 +736,105 @@ def fixed_points(model: Model, constants: Mapping | None = None, *, classify: bo
     back = {r: sp.sqrt(c) for c, r in roots.items()}
     points, dropped = [], []
     with _budget(time_budget):
-        if any(e.is_number for e in system.eqs):
-            comps = []
-        else:
-            comps = _decompose(system, system.eqs, None) if system.eqs else [[]]
-        comps = _maximal(system, comps)
-        found, seen, queue = [], [], []
-        work = [(G, False) for G in comps]
-        while work or queue:
-            if not work:
-                work = [(H, False) for H in _decompose(system, queue.pop(0), None)]
-                continue
-            G, _ = work.pop(0)
-            if any(_same(system, G, K) for K in seen):
-                continue
-            seen.append(G)
-            found.extend((v, f, G) for v, f in _solve_component(system, G, queue, dropped))
-        found = _prune(found, system, dropped)
-        for values, free, comp in found:
-            values = {p: sp.sympify(values.get(p, p)) for p in params}
-            free_all = tuple(sorted(set(free) | set(system.inert), key=params.index))
-            vals = {p: v.xreplace(back) for p, v in values.items()}
-            verified, resid = _verify(flow0, subs, params, vals, free_all)
-            equations = tuple(sorted((sp.factor(sp.sympify(g).xreplace(back)) for g in
-                                      (comp if free else [])), key=sp.default_sort_key))
-            points.append(FixedPoint(values=vals, free=free_all, inert=tuple(system.inert),
-                                     equations=equations, verified=verified, residual=resid))
+        strata = _strata(model, flow, params, consts) if orbits else None
+        if strata is None:
+            strata = [((), None, system)]
+        for condition, action, sys_k in strata:
+            if _TRACE:
+                print(f"fixed_points: stratum {', '.join(condition)}", flush=True)
+            for values, free, comp in _solve(sys_k, dropped):
+                if _TRACE:
+                    print(f"fixed_points: branch of dimension {len(free)}", flush=True)
+                values = {p: sp.sympify(values.get(p, p)) for p in sys_k.params}
+                free_all = set(free) | set(sys_k.inert)
+                equations = list(comp if free else [])
+                if action is not None:
+                    values, free_all, equations = _lift(model, action, values, free_all,
+                                                        equations)
+                free_all = tuple(sorted(free_all, key=lambda p: (
+                    params.index(p) if p in params else len(params), natural_key(p))))
+                vals = {p: sp.sympify(values[p]).xreplace(back) for p in params}
+                verified, resid = _verify(flow0, subs, params, vals, free_all)
+                equations = tuple(sorted((sp.factor(sp.sympify(g).xreplace(back)) for g in
+                                          equations), key=sp.default_sort_key))
+                points.append(FixedPoint(values=vals, free=free_all, inert=tuple(system.inert),
+                                         equations=equations, verified=verified,
+                                         residual=resid, condition=condition))
     points.sort(key=_point_key)
     if classify:
         from .stability import classify as _classify
         points = [FixedPoint(values=p.values, free=p.free, inert=p.inert, equations=p.equations,
-                             verified=p.verified, residual=p.residual,
+                             verified=p.verified, residual=p.residual, condition=p.condition,
                              stability=_classify(model, p, subs)) for p in points]
     return FixedPoints(model=model.name, parameters=tuple(params), points=points,
                        constants=dict(subs), dropped=dropped,
                        seconds=time.perf_counter() - start)
+
+
+def _solve(system, dropped) -> list:
+    """(values, free, component) of every real branch of V(system.eqs), pruned."""
+    if any(e.is_number for e in system.eqs):
+        comps = []
+    else:
+        comps = _decompose(system, system.eqs, None) if system.eqs else [[]]
+    comps = _maximal(system, comps)
+    found, seen, queue = [], [], []
+    work = list(comps)
+    while work or queue:
+        if not work:
+            work = list(_decompose(system, queue.pop(0), None))
+            continue
+        G = work.pop(0)
+        if any(_same(system, G, K) for K in seen):
+            continue
+        seen.append(G)
+        found.extend((v, f, G) for v, f in _solve_component(system, G, queue, dropped))
+    return _prune(found, system, dropped)
+
+
+def _strata(model, flow, params, consts):
+    """[(condition, action, system)] of the strata by the rank of the gauge blocks
+    (:mod:`symicl.analysis.orbit_strata`), or None when the model has no block action."""
+    from .orbit_strata import block_actions, gauge_blocks
+
+    order = list(model.blocks)
+    gauges = gauge_blocks(block_actions(model), order)
+    if not gauges:
+        return None
+    out, singular = [], []
+    for a in gauges + [None]:
+        X = model.blocks[a.X] if a is not None else None
+        to_slice = dict(zip(X, sp.eye(X.shape[0]))) if X is not None else {}
+        fl = {p: sp.expand(e.xreplace(to_slice)) for p, e in flow.items()}
+        extra = [sp.expand(model.blocks[n].det()) for n in singular]
+        condition = tuple(f"det({n}) = 0" for n in singular)
+        if a is not None:
+            condition += (f"det({a.X}) != 0",)
+        rest = [p for p in params if p not in to_slice]
+        sys_k = _System(fl, rest, consts, {}, extra=extra, flow_params=params)
+        sys_k.saturate = True
+        out.append((condition, a, sys_k))
+        if a is not None:
+            singular.append(a.X)
+    return out
+
+
+def _lift(model, action, values, free, equations):
+    """The slice solution (X = I) carried along the orbits: X free (det X != 0), the
+    partner Y = Y' X^-1 (left) or X^-1 Y' (right); slice coordinates of Y that are free
+    are renamed ``<name>_s``; equations in the model's parameters (Y' = Y X or X Y)."""
+    X, Y = model.blocks[action.X], model.blocks[action.Y]
+    ren = {y: sp.Symbol(f"{y.name}_s", real=True) for y in Y if y in free}
+    values = {p: sp.sympify(v).xreplace(ren) for p, v in values.items()}
+    free = {ren.get(f, f) for f in free} | set(X)
+    Yv = action.lift(X, Y.applyfunc(lambda y: values[y]))
+    for y, v in zip(Y, Yv):
+        values[y] = sp.factor(sp.cancel(v))
+    for x in X:
+        values[x] = x
+    back = dict(zip(Y, action.to_slice(X, Y)))
+    equations = [sp.expand(sp.sympify(g).xreplace(back)) for g in equations]
+    return values, free, equations
 
 
 def _constant_values(model, constants) -> dict:
