@@ -11,6 +11,8 @@ for a subset S of the left singular vectors U of T (T's singular values distinct
 sampled at rational values of its free parameters and W compared with the
 2^rank projections; the subsets found must be exactly the admissible ones.
 The strata must be disjoint: at each sample the reported condition holds.
+Here on the width-1 network (2-1-1-2); the same check on 2-2-2-2 (23 families,
+about 28 s) runs in ``numerics.benchmarks.bench_analysis``.
 """
 
 import importlib
@@ -58,6 +60,20 @@ def _samples(point, n=3, seed=0):
     return out
 
 
+def _holds(cond, M):
+    """The stratum condition at numeric blocks M."""
+    if cond.startswith("det("):
+        d = abs(np.linalg.det(M[cond[4]]))
+        return d < 1e-9 if cond.endswith("= 0") and "!=" not in cond else d > 1e-9
+    if cond.endswith(" = 0"):
+        return np.max(np.abs(M[cond[0]])) < 1e-12
+    X = M[cond[5]]                     # rank(X) = 1, first non-zero row i, column j
+    i, j = int(cond.split("row ")[1][0]) - 1, int(cond.split("column ")[1][0]) - 1
+    nz = np.abs(X) > 1e-12
+    return (np.linalg.matrix_rank(X, tol=1e-9) == 1 and not nz[:i].any()
+            and nz[i].any() and not nz[:, :j].any() and nz[:, j].any())
+
+
 def _check(width):
     model = three_layer(width)
     res = fp.fixed_points(model, max_variables=12, time_budget=300, orbits=True,
@@ -77,9 +93,7 @@ def _check(width):
             assert len(hits) == 1, f"W = {W.tolist()} is no projection of T"
             subsets.add(hits[0])
             for cond in point.condition:
-                name, rel = cond[4], cond.split(")")[1].strip()
-                d = np.linalg.det(M[name])
-                assert (abs(d) < 1e-9) == (rel == "= 0"), (cond, d)
+                assert _holds(cond, M), (cond, M)
         assert len(subsets) == 1, f"one family, several end-to-end maps {subsets}"
         seen |= subsets
     assert seen == set(targets)
@@ -97,7 +111,13 @@ def test_width_one_network_strata_match_the_characterisation():
     assert {p.condition for p in res} == {("det(B) != 0",), ("det(B) = 0",)}
 
 
-def test_width_two_network_strata_match_the_characterisation():
-    res = _check(2)
-    assert {c for p in res for c in p.condition} >= {"det(B) != 0", "det(A) != 0",
-                                                    "det(C) != 0"}
+def test_rank_one_chart_factors_the_block():
+    from symicl.analysis.orbit_strata import rank_one_lift
+    X = sp.Matrix(2, 2, sp.symbols("x11 x12 x21 x22"))
+    for i, j in itertools.product(range(2), range(2)):
+        Xv, g, H, coords = rank_one_lift(X, i, j, X[i, j])
+        assert g.det() == 1 and H.det() == 1
+        assert sp.simplify(Xv.det()) == 0 and Xv[i, j] == X[i, j]
+        assert all(Xv[k, l] == X[k, l] for k, l in itertools.product(range(2), range(2))
+                   if X[k, l] in coords)
+        assert all(Xv[k, l] == 0 for k in range(2) for l in range(2) if k < i or l < j)

@@ -58,6 +58,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -738,17 +739,26 @@ def fixed_points(model: Model, constants: Mapping | None = None, *, classify: bo
     with _budget(time_budget):
         strata = _strata(model, flow, params, consts) if orbits else None
         if strata is None:
-            strata = [((), None, system)]
-        for condition, action, sys_k in strata:
+            strata = [((), None, system, {})]
+        for condition, action, sys_k, fixed in strata:
             if _TRACE:
-                print(f"fixed_points: stratum {', '.join(condition)}", flush=True)
+                print(f"fixed_points: {time.perf_counter() - start:.1f} s, stratum "
+                      f"{', '.join(condition)}", flush=True)
             for values, free, comp in _solve(sys_k, dropped):
                 if _TRACE:
                     print(f"fixed_points: branch of dimension {len(free)}", flush=True)
                 values = {p: sp.sympify(values.get(p, p)) for p in sys_k.params}
+                values.update(fixed)
                 free_all = set(free) | set(sys_k.inert)
                 equations = list(comp if free else [])
-                if action is not None:
+                if isinstance(action, tuple):
+                    lifted = _lift_rank_one(model, action, values, free_all, equations)
+                    if lifted is None:
+                        dropped.append(f"{action[0]} = 0 in a rank-one chart (stratum "
+                                       f"{action[0]} = 0)")
+                        continue
+                    values, free_all, equations = lifted
+                elif action is not None:
                     values, free_all, equations = _lift(model, action, values, free_all,
                                                         equations)
                 free_all = tuple(sorted(free_all, key=lambda p: (
@@ -778,31 +788,33 @@ def _solve(system, dropped) -> list:
     else:
         comps = _decompose(system, system.eqs, None) if system.eqs else [[]]
     comps = _maximal(system, comps)
-    found, seen, queue = [], [], []
+    found, seen, queue = [], set(), []
     work = list(comps)
     while work or queue:
         if not work:
             work = list(_decompose(system, queue.pop(0), None))
             continue
         G = work.pop(0)
-        if any(_same(system, G, K) for K in seen):
+        if _key(G) in seen:
             continue
-        seen.append(G)
+        seen.add(_key(G))
         found.extend((v, f, G) for v, f in _solve_component(system, G, queue, dropped))
     return _prune(found, system, dropped)
 
 
 def _strata(model, flow, params, consts):
-    """[(condition, action, system)] of the strata by the rank of the gauge blocks
+    """[(condition, action, system, fixed values)] of the strata by the rank of the gauge blocks
     (:mod:`symicl.analysis.orbit_strata`), or None when the model has no block action."""
-    from .orbit_strata import block_actions, gauge_blocks
+    from .orbit_strata import block_actions, gauge_blocks, rank_one_block
 
     order = list(model.blocks)
-    gauges = gauge_blocks(block_actions(model), order)
+    actions = block_actions(model)
+    gauges = gauge_blocks(actions, order)
     if not gauges:
         return None
+    two_sided = rank_one_block(gauges, actions, model.blocks)
     out, singular = [], []
-    for a in gauges + [None]:
+    for a in gauges + ([None] if two_sided is None else []):
         X = model.blocks[a.X] if a is not None else None
         to_slice = dict(zip(X, sp.eye(X.shape[0]))) if X is not None else {}
         fl = {p: sp.expand(e.xreplace(to_slice)) for p, e in flow.items()}
@@ -813,10 +825,68 @@ def _strata(model, flow, params, consts):
         rest = [p for p in params if p not in to_slice]
         sys_k = _System(fl, rest, consts, {}, extra=extra, flow_params=params)
         sys_k.saturate = True
-        out.append((condition, a, sys_k))
+        out.append((condition, a, sys_k, {}))
         if a is not None:
             singular.append(a.X)
+    if two_sided is not None:
+        # det X = 0 for the 2 x 2 block with a left and a right action: X = 0, or X of
+        # rank one in one of four charts, each sliced to X = X_ij E_ij
+        name, left, right = two_sided
+        X = model.blocks[name]
+        extra = [sp.expand(model.blocks[n].det()) for n in singular if n != name]
+        base = tuple(f"det({n}) = 0" for n in singular if n != name)
+        for chart in [None] + [(i, j) for i in range(2) for j in range(2)]:
+            keep = set() if chart is None else {X[chart]}
+            to_slice = {x: sp.Integer(0) for x in X if x not in keep}
+            fl = {p: sp.expand(e.xreplace(to_slice)) for p, e in flow.items()}
+            rest = [p for p in params if p not in to_slice]
+            if chart is None:
+                condition = base + (f"{name} = 0",)
+            else:
+                condition = base + (f"rank({name}) = 1, first non-zero row {chart[0] + 1}, "
+                                    f"column {chart[1] + 1}",)
+            sys_k = _System(fl, rest, consts, {}, extra=extra, flow_params=params)
+            sys_k.saturate = True
+            out.append((condition, None if chart is None else (name, left, right, chart),
+                        sys_k, to_slice if chart is None else {}))
     return out
+
+
+def _lift_rank_one(model, chart, values, free, equations):
+    """The chart's slice solution (X = X_ij E_ij) carried along both actions: X = g X' H,
+    left partner Y_L = Y_L' g^-1, right partner Y_R = H^-1 Y_R' (see
+    :func:`symicl.analysis.orbit_strata.rank_one_lift`); None where X_ij = 0."""
+    from .orbit_strata import rank_one_lift
+
+    name, left, right, (i, j) = chart
+    X = model.blocks[name]
+    b = sp.sympify(values[X[i, j]])
+    if b == 0:
+        return None
+    renamed = set(model.blocks[left.Y]) | set(model.blocks[right.Y])
+    ren = {y: sp.Symbol(f"{y.name}_s", real=True) for y in renamed if y in free}
+    values = {p: sp.sympify(v).xreplace(ren) for p, v in values.items()}
+    b = b.xreplace(ren)
+    Xv, g, H, coords = rank_one_lift(X, i, j, b)
+    free = {ren.get(f, f) for f in free} | set(coords)
+    YR = model.blocks[right.Y]
+    YRv = (H.adjugate() / H.det()) * YR.applyfunc(lambda y: values[y])
+    for y, v in zip(YR, YRv):
+        values[y] = v
+    YL = model.blocks[left.Y]
+    YLv = YL.applyfunc(lambda y: values[y]) * (g.adjugate() / g.det())
+    for y, v in zip(YL, YLv):
+        values[y] = v
+    for x, v in zip(X, Xv):
+        values[x] = v
+    values = {p: sp.factor(sp.cancel(v)) for p, v in values.items()}
+    # slice coordinates in terms of the point: Y_R' = H Y_R, Y_L' = Y_L g
+    _, gp, Hp, _ = rank_one_lift(X, i, j, X[i, j])
+    back = dict(zip(YR, Hp * YR))
+    back.update(zip(YL, YL * gp))
+    equations = [sp.numer(sp.together(sp.sympify(e).xreplace(back))) for e in equations]
+    equations = [sp.expand(e) for e in equations] + [sp.expand(X.det())]
+    return values, free, equations
 
 
 def _lift(model, action, values, free, equations):
@@ -852,14 +922,20 @@ def _constant_values(model, constants) -> dict:
 
 
 def _same(system, A, B) -> bool:
-    return sorted(map(sp.srepr, A)) == sorted(map(sp.srepr, B))
+    return _key(A) == _key(B)
+
+
+def _key(G):
+    """The multiset of a generating set's expressions (structural equality, as srepr)."""
+    return frozenset(Counter(G).items())
 
 
 def _maximal(system, comps):
     """Drop components contained in another one."""
-    uniq = []
+    uniq, keys = [], set()
     for G in comps:
-        if not any(_same(system, G, H) for H in uniq):
+        if _key(G) not in keys:
+            keys.add(_key(G))
             uniq.append(G)
     keep = []
     for i, G in enumerate(uniq):

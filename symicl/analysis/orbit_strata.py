@@ -28,10 +28,21 @@ loss is invariant, the critical points in S_i are exactly the images
 
 of the critical points (X_i = I, Y', the rest) of the loss on the slice with
 det X_j = 0 for j < i; the map is one to one, so dimensions add (the slice
-family's dimension + h^2).  S_0 is solved without a gauge.  Every critical
-point lies in exactly one stratum: the union of the strata's solutions is the
-whole critical set, with no point counted twice (a family of one stratum may
-lie in the closure of a family of another).
+family's dimension + h^2).
+
+S_0 when a 2 x 2 gauge block X has both a left action (partner Y_L) and a
+right one (partner Y_R): det X = 0 is rank X <= 1, split into X = 0 (solved
+with X substituted) and four disjoint charts of the rank-one matrices by the
+first non-zero row i and column j (:func:`rank_one_lift`): X = g (X_ij E_ij) H
+with g, H unit triangular and determined by X, so the chart's critical points
+are the images (X, Y_L' g^-1, H^-1 Y_R') of those of the slice X = X_ij E_ij
+(X_ij != 0), one to one.  Otherwise (no such block, or h > 2) S_0 is solved
+without a gauge.
+
+Every critical point lies in exactly one stratum (or chart): the union of
+their solutions is the whole critical set, and the strata are disjoint; a
+family of one stratum may lie in the closure of a family of another, and
+is reported in both.
 """
 
 from __future__ import annotations
@@ -118,3 +129,39 @@ def gauge_blocks(actions: list[BlockAction], order: list[str]) -> list[BlockActi
     names = sorted(by_block, key=lambda n: (-len(by_block[n]), order.index(n)))
     return [sorted(by_block[n], key=lambda a: (order.index(a.Y), a.side != "left"))[0]
             for n in names]
+
+
+def rank_one_block(gauges: list[BlockAction], actions: list[BlockAction], blocks: dict):
+    """(X, left action, right action) for the first 2 x 2 gauge block that has both a left
+    and a right action, or None.  There the stratum det X = 0 is {X = 0} and the four
+    rank-one charts of :func:`rank_one_lift` (rank <= 1 is det = 0 only for h = 2)."""
+    for g in gauges:
+        if blocks[g.X].shape != (2, 2):
+            continue
+        left = next((a for a in actions if a.X == g.X and a.side == "left"), None)
+        right = next((a for a in actions if a.X == g.X and a.side == "right"), None)
+        if left is not None and right is not None:
+            return g.X, left, right
+    return None
+
+
+def rank_one_lift(X: sp.Matrix, i: int, j: int, b):
+    """Chart (i, j) of the rank-one matrices: first non-zero row i, first non-zero column j.
+
+    Every such X is  g (b E_ij) H  with b = X_ij != 0,  g = I + sum_{k>i} (X_kj / b) E_ki
+    and  H = I + sum_{k>j} (X_ik / b) E_jk  (both of determinant 1), uniquely: the chart
+    coordinates are X_ij and the entries X_kj (k > i), X_ik (k > j); the other entries are
+    X_kl = X_kj X_il / b (k > i, l > j) and 0.  Returns (X as a function of the
+    coordinates, g, H, the coordinates)."""
+    h = X.shape[0]
+    g, H = sp.eye(h), sp.eye(h)
+    coords = []
+    for k in range(i + 1, h):
+        g[k, i] = X[k, j] / b
+        coords.append(X[k, j])
+    for k in range(j + 1, h):
+        H[j, k] = X[i, k] / b
+        coords.append(X[i, k])
+    E = sp.zeros(h, h)
+    E[i, j] = b
+    return (g * E * H).applyfunc(sp.cancel), g, H, coords
