@@ -751,6 +751,9 @@ def fixed_points(model: Model, constants: Mapping | None = None, *, classify: bo
                 values.update(fixed)
                 free_all = set(free) | set(sys_k.inert)
                 equations = list(comp if free else [])
+                if action is not None and not free:
+                    # a point of the slice: its own equations, carried along the orbit
+                    equations = [x - values[x] for x in sys_k.active]
                 if isinstance(action, tuple):
                     lifted = _lift_rank_one(model, action, values, free_all, equations)
                     if lifted is None:
