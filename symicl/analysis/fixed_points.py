@@ -58,6 +58,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -99,6 +100,10 @@ class FixedPoint:
     equations that define the component (its Groebner basis).  ``inert``
     lists the free parameters the flow does not involve at all.
     ``stability`` is filled in by :func:`fixed_points` (``classify=True``).
+    ``condition``: the stratum the family was found in (``orbits=True``), e.g.
+    ``("det(B) = 0", "det(A) != 0")``; its free parameters named ``<name>_s`` are
+    slice coordinates (see :mod:`symicl.analysis.orbit_strata`), and its
+    ``equations`` hold on the family together with the condition.
     """
 
     values: dict
@@ -108,6 +113,7 @@ class FixedPoint:
     verified: str = ""
     residual: float = 0.0
     stability: object = None
+    condition: tuple = ()
 
     @property
     def dimension(self) -> int:
@@ -129,6 +135,8 @@ class FixedPoint:
                "free": [str(p) for p in self.free], "inert": [str(p) for p in self.inert],
                "equations": [sp.sstr(e, order="lex") for e in self.equations],
                "verified": self.verified}
+        if self.condition:
+            out["condition"] = list(self.condition)
         if self.stability is not None:
             out["stability"] = self.stability.to_dict()
         return out
@@ -215,15 +223,17 @@ def _budget(seconds):
 class _System:
     """The flow as polynomials in the active parameters over QQ or QQ(constants)."""
 
-    def __init__(self, flow: dict, params: list, consts: list, assumptions_of: dict):
+    def __init__(self, flow: dict, params: list, consts: list, assumptions_of: dict,
+                 extra=(), flow_params=None):
         self.params = params
         self.consts = consts
         self.flow = flow
         eqs = []
-        for p in params:
+        for p in (params if flow_params is None else flow_params):
             num = sp.numer(sp.together(sp.expand(flow[p])))
             if num != 0:
                 eqs.append(sp.expand(num))
+        eqs.extend(e for e in extra if e != 0 and e not in eqs)
         self.active = [p for p in params if any(e.has(p) for e in eqs)]
         self.inert = [p for p in params if p not in self.active]
         self.domain = sp.QQ if not consts else sp.QQ.frac_field(*consts)
@@ -673,7 +683,8 @@ def _residual(flow, params, values, free, samples=3) -> float:
 
 def fixed_points(model: Model, constants: Mapping | None = None, *, classify: bool = True,
                  square_roots: Sequence = (), max_variables: int = 10,
-                 time_budget: float | None = 120.0, saturate: bool = False) -> FixedPoints:
+                 time_budget: float | None = 120.0, saturate: bool = False,
+                 orbits: bool = False) -> FixedPoints:
     """Every real fixed point (isolated or a family) of the model's flow F = -grad L.
 
     ``constants`` maps constant symbols (or names) to values; constants left
@@ -686,6 +697,13 @@ def fixed_points(model: Model, constants: Mapping | None = None, *, classify: bo
     ``saturate``: when a basis element factors as f_1 f_2 ..., decompose the k-th
     branch off the zeros of f_1 ... f_{k-1} (saturation; smaller, disjoint
     branches, same union).
+
+    ``orbits``: split parameter space into strata by the rank of the square blocks that
+    a general linear group acts on (derived from the loss), and solve each stratum on
+    its gauge slice X = I, carried back along the orbits
+    (:mod:`symicl.analysis.orbit_strata`; each stratum with saturation).  The strata are
+    disjoint and cover parameter space: every fixed point is in exactly one reported
+    stratum's families (``FixedPoint.condition``).
 
     Raises :class:`FixedPointBudgetError` when more than ``max_variables``
     parameters are active or the time budget (seconds) runs out.
@@ -719,41 +737,177 @@ def fixed_points(model: Model, constants: Mapping | None = None, *, classify: bo
     back = {r: sp.sqrt(c) for c, r in roots.items()}
     points, dropped = [], []
     with _budget(time_budget):
-        if any(e.is_number for e in system.eqs):
-            comps = []
-        else:
-            comps = _decompose(system, system.eqs, None) if system.eqs else [[]]
-        comps = _maximal(system, comps)
-        found, seen, queue = [], [], []
-        work = [(G, False) for G in comps]
-        while work or queue:
-            if not work:
-                work = [(H, False) for H in _decompose(system, queue.pop(0), None)]
-                continue
-            G, _ = work.pop(0)
-            if any(_same(system, G, K) for K in seen):
-                continue
-            seen.append(G)
-            found.extend((v, f, G) for v, f in _solve_component(system, G, queue, dropped))
-        found = _prune(found, system, dropped)
-        for values, free, comp in found:
-            values = {p: sp.sympify(values.get(p, p)) for p in params}
-            free_all = tuple(sorted(set(free) | set(system.inert), key=params.index))
-            vals = {p: v.xreplace(back) for p, v in values.items()}
-            verified, resid = _verify(flow0, subs, params, vals, free_all)
-            equations = tuple(sorted((sp.factor(sp.sympify(g).xreplace(back)) for g in
-                                      (comp if free else [])), key=sp.default_sort_key))
-            points.append(FixedPoint(values=vals, free=free_all, inert=tuple(system.inert),
-                                     equations=equations, verified=verified, residual=resid))
+        strata = _strata(model, flow, params, consts) if orbits else None
+        if strata is None:
+            strata = [((), None, system, {})]
+        for condition, action, sys_k, fixed in strata:
+            if _TRACE:
+                print(f"fixed_points: {time.perf_counter() - start:.1f} s, stratum "
+                      f"{', '.join(condition)}", flush=True)
+            for values, free, comp in _solve(sys_k, dropped):
+                if _TRACE:
+                    print(f"fixed_points: branch of dimension {len(free)}", flush=True)
+                values = {p: sp.sympify(values.get(p, p)) for p in sys_k.params}
+                values.update(fixed)
+                free_all = set(free) | set(sys_k.inert)
+                equations = list(comp if free else [])
+                if action is not None and not free:
+                    # a point of the slice: its own equations, carried along the orbit
+                    equations = [x - values[x] for x in sys_k.active]
+                if isinstance(action, tuple):
+                    lifted = _lift_rank_one(model, action, values, free_all, equations)
+                    if lifted is None:
+                        dropped.append(f"{action[0]} = 0 in a rank-one chart (stratum "
+                                       f"{action[0]} = 0)")
+                        continue
+                    values, free_all, equations = lifted
+                elif action is not None:
+                    values, free_all, equations = _lift(model, action, values, free_all,
+                                                        equations)
+                free_all = tuple(sorted(free_all, key=lambda p: (
+                    params.index(p) if p in params else len(params), natural_key(p))))
+                vals = {p: sp.sympify(values[p]).xreplace(back) for p in params}
+                verified, resid = _verify(flow0, subs, params, vals, free_all)
+                equations = tuple(sorted((sp.factor(sp.sympify(g).xreplace(back)) for g in
+                                          equations), key=sp.default_sort_key))
+                points.append(FixedPoint(values=vals, free=free_all, inert=tuple(system.inert),
+                                         equations=equations, verified=verified,
+                                         residual=resid, condition=condition))
     points.sort(key=_point_key)
     if classify:
         from .stability import classify as _classify
         points = [FixedPoint(values=p.values, free=p.free, inert=p.inert, equations=p.equations,
-                             verified=p.verified, residual=p.residual,
+                             verified=p.verified, residual=p.residual, condition=p.condition,
                              stability=_classify(model, p, subs)) for p in points]
     return FixedPoints(model=model.name, parameters=tuple(params), points=points,
                        constants=dict(subs), dropped=dropped,
                        seconds=time.perf_counter() - start)
+
+
+def _solve(system, dropped) -> list:
+    """(values, free, component) of every real branch of V(system.eqs), pruned."""
+    if any(e.is_number for e in system.eqs):
+        comps = []
+    else:
+        comps = _decompose(system, system.eqs, None) if system.eqs else [[]]
+    comps = _maximal(system, comps)
+    found, seen, queue = [], set(), []
+    work = list(comps)
+    while work or queue:
+        if not work:
+            work = list(_decompose(system, queue.pop(0), None))
+            continue
+        G = work.pop(0)
+        if _key(G) in seen:
+            continue
+        seen.add(_key(G))
+        found.extend((v, f, G) for v, f in _solve_component(system, G, queue, dropped))
+    return _prune(found, system, dropped)
+
+
+def _strata(model, flow, params, consts):
+    """[(condition, action, system, fixed values)] of the strata by the rank of the gauge blocks
+    (:mod:`symicl.analysis.orbit_strata`), or None when the model has no block action."""
+    from .orbit_strata import block_actions, gauge_blocks, rank_one_block
+
+    order = list(model.blocks)
+    actions = block_actions(model)
+    gauges = gauge_blocks(actions, order)
+    if not gauges:
+        return None
+    two_sided = rank_one_block(gauges, actions, model.blocks)
+    out, singular = [], []
+    for a in gauges + ([None] if two_sided is None else []):
+        X = model.blocks[a.X] if a is not None else None
+        to_slice = dict(zip(X, sp.eye(X.shape[0]))) if X is not None else {}
+        fl = {p: sp.expand(e.xreplace(to_slice)) for p, e in flow.items()}
+        extra = [sp.expand(model.blocks[n].det()) for n in singular]
+        condition = tuple(f"det({n}) = 0" for n in singular)
+        if a is not None:
+            condition += (f"det({a.X}) != 0",)
+        rest = [p for p in params if p not in to_slice]
+        sys_k = _System(fl, rest, consts, {}, extra=extra, flow_params=params)
+        sys_k.saturate = True
+        out.append((condition, a, sys_k, {}))
+        if a is not None:
+            singular.append(a.X)
+    if two_sided is not None:
+        # det X = 0 for the 2 x 2 block with a left and a right action: X = 0, or X of
+        # rank one in one of four charts, each sliced to X = X_ij E_ij
+        name, left, right = two_sided
+        X = model.blocks[name]
+        extra = [sp.expand(model.blocks[n].det()) for n in singular if n != name]
+        base = tuple(f"det({n}) = 0" for n in singular if n != name)
+        for chart in [None] + [(i, j) for i in range(2) for j in range(2)]:
+            keep = set() if chart is None else {X[chart]}
+            to_slice = {x: sp.Integer(0) for x in X if x not in keep}
+            fl = {p: sp.expand(e.xreplace(to_slice)) for p, e in flow.items()}
+            rest = [p for p in params if p not in to_slice]
+            if chart is None:
+                condition = base + (f"{name} = 0",)
+            else:
+                condition = base + (f"rank({name}) = 1, first non-zero row {chart[0] + 1}, "
+                                    f"column {chart[1] + 1}",)
+            sys_k = _System(fl, rest, consts, {}, extra=extra, flow_params=params)
+            sys_k.saturate = True
+            out.append((condition, None if chart is None else (name, left, right, chart),
+                        sys_k, to_slice if chart is None else {}))
+    return out
+
+
+def _lift_rank_one(model, chart, values, free, equations):
+    """The chart's slice solution (X = X_ij E_ij) carried along both actions: X = g X' H,
+    left partner Y_L = Y_L' g^-1, right partner Y_R = H^-1 Y_R' (see
+    :func:`symicl.analysis.orbit_strata.rank_one_lift`); None where X_ij = 0."""
+    from .orbit_strata import rank_one_lift
+
+    name, left, right, (i, j) = chart
+    X = model.blocks[name]
+    b = sp.sympify(values[X[i, j]])
+    if b == 0:
+        return None
+    renamed = set(model.blocks[left.Y]) | set(model.blocks[right.Y])
+    ren = {y: sp.Symbol(f"{y.name}_s", real=True) for y in renamed if y in free}
+    values = {p: sp.sympify(v).xreplace(ren) for p, v in values.items()}
+    b = b.xreplace(ren)
+    Xv, g, H, coords = rank_one_lift(X, i, j, b)
+    free = {ren.get(f, f) for f in free} | set(coords)
+    YR = model.blocks[right.Y]
+    YRv = (H.adjugate() / H.det()) * YR.applyfunc(lambda y: values[y])
+    for y, v in zip(YR, YRv):
+        values[y] = v
+    YL = model.blocks[left.Y]
+    YLv = YL.applyfunc(lambda y: values[y]) * (g.adjugate() / g.det())
+    for y, v in zip(YL, YLv):
+        values[y] = v
+    for x, v in zip(X, Xv):
+        values[x] = v
+    values = {p: sp.factor(sp.cancel(v)) for p, v in values.items()}
+    # slice coordinates in terms of the point: Y_R' = H Y_R, Y_L' = Y_L g
+    _, gp, Hp, _ = rank_one_lift(X, i, j, X[i, j])
+    back = dict(zip(YR, Hp * YR))
+    back.update(zip(YL, YL * gp))
+    equations = [sp.numer(sp.together(sp.sympify(e).xreplace(back))) for e in equations]
+    equations = [sp.expand(e) for e in equations] + [sp.expand(X.det())]
+    return values, free, equations
+
+
+def _lift(model, action, values, free, equations):
+    """The slice solution (X = I) carried along the orbits: X free (det X != 0), the
+    partner Y = Y' X^-1 (left) or X^-1 Y' (right); slice coordinates of Y that are free
+    are renamed ``<name>_s``; equations in the model's parameters (Y' = Y X or X Y)."""
+    X, Y = model.blocks[action.X], model.blocks[action.Y]
+    ren = {y: sp.Symbol(f"{y.name}_s", real=True) for y in Y if y in free}
+    values = {p: sp.sympify(v).xreplace(ren) for p, v in values.items()}
+    free = {ren.get(f, f) for f in free} | set(X)
+    Yv = action.lift(X, Y.applyfunc(lambda y: values[y]))
+    for y, v in zip(Y, Yv):
+        values[y] = sp.factor(sp.cancel(v))
+    for x in X:
+        values[x] = x
+    back = dict(zip(Y, action.to_slice(X, Y)))
+    equations = [sp.expand(sp.sympify(g).xreplace(back)) for g in equations]
+    return values, free, equations
 
 
 def _constant_values(model, constants) -> dict:
@@ -771,14 +925,20 @@ def _constant_values(model, constants) -> dict:
 
 
 def _same(system, A, B) -> bool:
-    return sorted(map(sp.srepr, A)) == sorted(map(sp.srepr, B))
+    return _key(A) == _key(B)
+
+
+def _key(G):
+    """The multiset of a generating set's expressions (structural equality, as srepr)."""
+    return frozenset(Counter(G).items())
 
 
 def _maximal(system, comps):
     """Drop components contained in another one."""
-    uniq = []
+    uniq, keys = [], set()
     for G in comps:
-        if not any(_same(system, G, H) for H in uniq):
+        if _key(G) not in keys:
+            keys.add(_key(G))
             uniq.append(G)
     keep = []
     for i, G in enumerate(uniq):
