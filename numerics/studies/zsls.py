@@ -30,7 +30,9 @@ Conventions (symicl's default vs theirs, switchable):
   lambda_a proportional to a = 1..d with trace 1, which is the default here;
 * initialisation: theirs (merged: W^P, W^Q iid N(0, init^2), key-query y-column of the
   x-rows and the value's y-row x-part zero; separate: every weight N(0, init^2 / size of
-  its layer), the key's y-column and the value's y-row x-part zero).
+  its layer), the key's y-column and the value's y-row x-part zero; ``--init-style entry``:
+  every key and query entry N(0, init^2), the value zero but for its y-y entry, set to init,
+  as in another version of their net.py).
 
 Run:  python -m numerics.studies.zsls --quick --out numerics/studies/results/zsls
 """
@@ -157,8 +159,11 @@ class Setting:
             total = total + p[..., None] * self.m_scale * self.s * qd
         return total
 
-    def start(self, init, seed):
-        """ZSLS's initialisation (see the module docstring), from ``seed``."""
+    def start(self, init, seed, style="scaled"):
+        """ZSLS's initialisation (see the module docstring), from ``seed``.  ``style``
+        "entry" for the separate heads: every key and query entry N(0, init^2), the value
+        zero but for its y-y entry, init (one version of their net.py); "scaled" (default):
+        each weight N(0, init^2 / size of its layer)."""
         rng = np.random.default_rng([seed, 2025])
         D, d, H = self.D, self.dim, self.heads
         mats = {}
@@ -169,6 +174,12 @@ class Setting:
                 WQ[:d, d:] = 0.0
                 WP[d:, :d] = 0.0
                 mats[self.names[("WP", h)]], mats[self.names[("WQ", h)]] = WP, WQ
+            elif style == "entry":
+                WP = np.zeros((D, D))
+                WP[d:, d:] = init
+                mats[self.names[("WP", h)]] = WP
+                mats[self.names[("WK", h)]] = init * rng.standard_normal((1, D))
+                mats[self.names[("WQ", h)]] = init * rng.standard_normal((1, D))
             else:
                 WP = init / np.sqrt(H * D * D) * rng.standard_normal((D, D))
                 WP[d:, :d] = 0.0
@@ -324,7 +335,8 @@ def run_claim(kq, cfg, args, log):
     init = cfg["init_merged" if kq == "merged" else "init_separate"]
     lr = cfg["lr"]
     # the horizon: long enough for the theory path of seed 0 to learn every component
-    theta0 = st.start(init, 0)
+    style = args.init_style if kq == "separate" else "scaled"
+    theta0 = st.start(init, 0, style)
     t_end = t_end0 = cfg["t_end"] or _horizon(st, theta0)
     steps = int(round(t_end / lr))
     every = max(1, steps // 400)
@@ -332,7 +344,7 @@ def run_claim(kq, cfg, args, log):
     rows = {"theory": [], "gd_fixed_set": [], "online_sgd": []}
     widths, drops, losses = [], [], {"theory": [], "gd_fixed_set": []}
     for seed in range(cfg["seeds"]):
-        theta0 = st.start(init, seed)
+        theta0 = st.start(init, seed, style)
         if not cfg["t_end"] and seed:         # every seed's own horizon, at least seed 0's
             t_end = min(max(t_end, _horizon(st, theta0, cap=3 * t_end0)), 3 * t_end0)
             steps = int(round(t_end / lr))
@@ -371,6 +383,7 @@ def run_claim(kq, cfg, args, log):
     ratio = sim / theory
     return {"setting": {"dim": d, "heads": heads, "kq": kq, "N": cfg["N"],
                         "spectrum": spectrum.tolist(), "init": init, "lr": lr,
+                        "init_style": style,
                         "t_end_max": t_end, "train_prompts": cfg["train"],
                         "online_batch": cfg["online_batch"], "seeds": cfg["seeds"],
                         "parameters": len(st.model.parameters)},
@@ -439,6 +452,9 @@ def main(argv=None):
     ap.add_argument("--skip-depth", action="store_true", help="skip the two-layer part")
     ap.add_argument("--init-separate", type=float, default=None,
                     help="initial scale of the separate heads (their --init)")
+    ap.add_argument("--init-style", choices=("scaled", "entry"), default="scaled",
+                    help="separate heads: each weight N(0, init^2 / layer size) (default), or "
+                         "every key/query entry N(0, init^2) and the value's y-y entry init")
     ap.add_argument("--train", type=int, default=None, help="training prompts (fixed set)")
     ap.add_argument("--dim", type=int, default=None, help="input dimension d")
     ap.add_argument("--heads", type=int, default=None, help="heads H of both variants")
