@@ -17,7 +17,9 @@ position across prompts, task vectors whitened to zero mean and identity covaria
 in their data.py), and online SGD on fresh prompts.  The readout is the learned map on
 the query in the eigenbasis of S, Gamma = sum_h W^P_h[y, y] S W^Q_h[x, x] (separate:
 W^Q_h = k_h q_h^T), since yhat -> w^T Gamma x_q as N grows; component a is learned at the
-first time Gamma_aa reaches half its final value.
+first time Gamma_aa reaches half its final value, read on a grid of ``--grid`` points
+(default 400: times are resolved to t_end / 400, so two components learned within one
+grid step tie).
 
 Conventions (symicl's default vs theirs, switchable):
 
@@ -51,9 +53,11 @@ from symicl.models import build
 from symicl.spec import MatrixPacking
 
 QUICK = dict(dim=2, heads_merged=2, heads_separate=2, N=19, seeds=3, train=400,
-             init_merged=1e-3, init_separate=3e-2, lr=0.2, t_end=None, online_batch=0)
+             init_merged=1e-3, init_separate=3e-2, lr=0.2, t_end=None, online_batch=0,
+             grid=400)
 FULL = dict(dim=4, heads_merged=4, heads_separate=4, N=19, seeds=16, train=8000,
-            init_merged=1e-4, init_separate=2e-2, lr=0.05, t_end=None, online_batch=256)
+            init_merged=1e-4, init_separate=2e-2, lr=0.05, t_end=None, online_batch=256,
+            grid=400)
 
 
 # -- the model, its derived flow and ZSLS's conventions --------------------------------------
@@ -338,8 +342,9 @@ def run_claim(kq, cfg, args, log):
     style = args.init_style if kq == "separate" else "scaled"
     theta0 = st.start(init, 0, style)
     t_end = t_end0 = cfg["t_end"] or _horizon(st, theta0)
+    grid = cfg["grid"]                     # learn times are resolved to t_end / grid
     steps = int(round(t_end / lr))
-    every = max(1, steps // 400)
+    every = max(1, steps // grid)
     t_sim = np.arange(steps // every + 1) * every * lr
     rows = {"theory": [], "gd_fixed_set": [], "online_sgd": []}
     widths, drops, losses = [], [], {"theory": [], "gd_fixed_set": []}
@@ -348,9 +353,9 @@ def run_claim(kq, cfg, args, log):
         if not cfg["t_end"] and seed:         # every seed's own horizon, at least seed 0's
             t_end = min(max(t_end, _horizon(st, theta0, cap=3 * t_end0)), 3 * t_end0)
             steps = int(round(t_end / lr))
-            every = max(1, steps // 400)
+            every = max(1, steps // grid)
             t_sim = np.arange(steps // every + 1) * every * lr
-        t, path = st.integrate(theta0, t_end)
+        t, path = st.integrate(theta0, t_end, n=grid)
         g = st.gamma(path)
         rows["theory"].append(learn_times(t, g))
         L = np.array([st.loss(th) for th in path])
@@ -383,7 +388,7 @@ def run_claim(kq, cfg, args, log):
     ratio = sim / theory
     return {"setting": {"dim": d, "heads": heads, "kq": kq, "N": cfg["N"],
                         "spectrum": spectrum.tolist(), "init": init, "lr": lr,
-                        "init_style": style,
+                        "init_style": style, "grid": grid,
                         "t_end_max": t_end, "train_prompts": cfg["train"],
                         "online_batch": cfg["online_batch"], "seeds": cfg["seeds"],
                         "parameters": len(st.model.parameters)},
@@ -460,11 +465,14 @@ def main(argv=None):
     ap.add_argument("--heads", type=int, default=None, help="heads H of both variants")
     ap.add_argument("--N", type=int, default=None, help="context length")
     ap.add_argument("--lr", type=float, default=None, help="their learning rate")
+    ap.add_argument("--grid", type=int, default=None,
+                    help="points of the time grid on which learn times are read "
+                         "(default 400: they are resolved to t_end / 400)")
     ap.add_argument("--only", choices=("merged", "separate"), default=None,
                     help="one variant only")
     args = ap.parse_args(argv)
     cfg = dict(FULL if args.full else QUICK)
-    for name in ("dim", "N", "lr"):
+    for name in ("dim", "N", "lr", "grid"):
         if getattr(args, name):
             cfg[name] = getattr(args, name)
     if args.heads:
