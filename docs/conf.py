@@ -231,10 +231,14 @@ def generate_study_pages() -> list[str]:
         f"# {title}\n\nFrom `numerics/studies/README.md` and the committed results in "
         f"`numerics/studies/results/h100_full/`.\n{preamble}{body(nonlinear)}"
         + ("\n## Plots and claims of the full runs\n" + figs + claims if figs or claims else ""))
+    names = {script for _, _, script in scripts}
     for heading, text, script in scripts:
         res = results / script
-        figs = "".join(_figure(png, out, f"`results/{script}/{png.name}`")
-                       for png in (sorted(res.glob("*.png")) if res.is_dir() else []))
+        # results/<script>/ and the study's other runs, results/<script>_<run>/
+        dirs = [res] + [d for d in sorted(results.glob(f"{script}_*"))
+                        if d.is_dir() and d.name not in names]
+        figs = "".join(_figure(png, out, f"`results/{d.name}/{png.name}`")
+                       for d in dirs if d.is_dir() for png in sorted(d.glob("*.png")))
         extra = ""
         if script == "deep_linear_prior":
             extra = ("\nThe tutorial {doc}`../tutorials/deep-linear-prior` shows the same API on "
