@@ -85,6 +85,11 @@ def _variants(dim: int) -> tuple:
                  for name, sp_ in spectra for tasks in ("aligned", "isotropic"))
 
 
+_DEPTH_FIXED_POINTS = ("the critical-point system of 7 unknowns (a loss of degree 16 in the "
+                       "weights) finishes neither by the Groebner method (10 minutes) nor by "
+                       "rank strata (400 s); the stable points at N = 8, s = 1 are computed "
+                       "numerically and checked in the full model by "
+                       "numerics/studies/zsls_depth.py")
 _OFF_DIAGONAL = {"W1_1_2": 0, "W1_2_1": 0, "W2_1_2": 0, "W2_2_1": 0}
 
 CONFIGS = [
@@ -137,6 +142,19 @@ CONFIGS = [
            skip_fixed_points="16 active parameters are beyond the polynomial-system method "
                              "(max_variables = 10); see the numerical census below",
            census="critical_points/linear_transformer_separate_d2.json"),
+    Config("linear_transformer_diagonal_d1_l2", "linear-transformer",
+           {"dim": 1, "layers": 2, "reduction": "diagonal"},
+           "Two layers at d = 1, every W^P_l, W^Q_l diagonal: the fixed set of the sign flip "
+           "y -> -y (W -> J W J), so the full flow never leaves it; the last layer's W^P "
+           "x-entry acts on nothing and is dropped. 7 parameters, symbolic N and s.",
+           skip_fixed_points=_DEPTH_FIXED_POINTS),
+    Config("linear_transformer_odd_last_d1_l2", "linear-transformer",
+           {"dim": 1, "layers": 2, "reduction": "odd-last"},
+           "Two layers at d = 1, the first diagonal, the second anti-diagonal (W^P's y-row "
+           "reads x; W^Q's x-y and y-x entries): the fixed set of y -> -y composed with "
+           "W_2 -> -W_2, kept by the full flow; it holds the full model's least stable loss "
+           "found (0.0290392 at N = 8, s = 1). 7 parameters, symbolic N and s.",
+           skip_fixed_points=_DEPTH_FIXED_POINTS),
     Config("deep_linear", "deep-linear", {"n_in": 2, "n_hidden": 2, "n_out": 2},
            "Two-layer linear network 2-2-2 with a symbolic teacher T.",
            matrix={}, symbolic_rates=False,

@@ -148,6 +148,19 @@ def test_blocks_key_names_every_entry():
     assert np.array(sep["WP_1_1"]).shape == (2, 2)
     deep = blocks(build("linear-transformer", dim=1, layers=2, N=4, spectrum=[1]))
     assert list(deep) == ["WP_1_1", "WQ_1_1", "WP_2_1", "WQ_2_1"]
+    diagonal = blocks(build("linear-transformer", dim=1, layers=2, reduction="diagonal"))
+    assert diagonal["WP_2_1"] == [["0", "0"], ["0", "WP_2_1_2_2"]]      # x-row of the last
+    assert diagonal["WQ_1_1"] == [["WQ_1_1_1_1", "0"], ["0", "WQ_1_1_2_2"]]   # layer acts on nothing
+    two_heads = build("linear-transformer", dim=2, heads=2, tasks="isotropic",
+                      reduction="diagonal")
+    assert blocks(two_heads)["WQ_1_2"][2] == ["0", "0", "0"]   # query's y-slot is 0: inert
+    from symicl.models import spec
+    s = spec("linear-transformer")
+    for model, kw in ((two_heads, dict(dim=2, heads=2, tasks="isotropic")),
+                      (build("linear-transformer", dim=1, layers=2, reduction="diagonal"),
+                       dict(dim=1, layers=2))):
+        opts = s.check_options({**kw, "reduction": "diagonal"}, "derive")
+        assert s.size(opts) == len(model.parameters)
     one = derivation(build("linear-transformer", dim=1, kq="separate", N=4, spectrum=[1]))
     assert list(one["blocks"]) == ["WP", "WK", "WQ"] and one["options"]["rank"] == 1
 
@@ -155,6 +168,8 @@ def test_blocks_key_names_every_entry():
 @pytest.mark.parametrize("kw, words", [
     (dict(heads=2, reduction="aligned"), "reduction 'aligned'"),
     (dict(layers=2, reduction="null-zero"), "reduction 'null-zero'"),
+    (dict(reduction="diagonal"), "reduction 'diagonal' is for several heads or layers"),
+    (dict(heads=2, kq="separate", reduction="diagonal"), "needs merged key and query"),
     (dict(rank=2), "rank applies to separate"),
     (dict(kq="split"), "unknown key-query form"),
     (dict(heads=0), "heads must be a positive integer"),
@@ -236,3 +251,73 @@ def test_two_layers_run_on_the_table_kernels_and_sampled_laws():
         grad = np.array([float(law.expression.diff(p).subs(dict(zip(model.parameters, theta))))
                          for p in model.parameters])
         assert abs(grad @ flow) < 1e-10 * (1 + np.abs(grad).sum() * np.abs(flow).sum())
+
+
+@pytest.mark.parametrize("reduction", ["diagonal", "odd-last"])
+def test_sign_symmetry_reductions_are_kept_by_the_full_two_layer_flow(reduction):
+    """Every W^P_l, W^Q_l diagonal is the fixed set of the sign flip y -> -y (W -> J W J);
+    odd-last (second layer anti-diagonal) that of y -> -y composed with W_2 -> -W_2.  So the
+    full flow never leaves them: at random points of each the full model's flow has zero
+    components off it, and its loss and other components are the reduced model's."""
+    from symicl.codegen import kernels
+
+    full = build("linear-transformer", dim=1, layers=2, tasks="aligned", N=8, spectrum=[1])
+    reduced = build("linear-transformer", dim=1, layers=2, tasks="aligned", N=8, spectrum=[1],
+                    reduction=reduction)
+    assert len(reduced.parameters) == 7
+    kf, kr = kernels(full, "numpy"), kernels(reduced, "numpy")
+    names = [p.name for p in full.parameters]
+    index = [names.index(p.name) for p in reduced.parameters]
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        theta = 0.4 * rng.standard_normal(len(index))
+        embedded = np.zeros(len(names))
+        embedded[index] = theta
+        Ff, Fr = kf.flow(embedded, kf.constants_vector({})), kr.flow(theta, kr.constants_vector({}))
+        assert np.max(np.abs(Fr)) > 0.1                      # a point where the flow moves
+        assert np.max(np.abs(np.delete(Ff, index))) < 1e-12
+        np.testing.assert_allclose(Ff[index], Fr, rtol=1e-10, atol=1e-12)
+        assert kf.loss(embedded, kf.constants_vector({})) == pytest.approx(
+            kr.loss(theta, kr.constants_vector({})), rel=1e-12)
+    # off the subspace the flow does leave it (the test can fail)
+    embedded[names.index("WQ_1_1_1_2")] = 0.3
+    assert np.max(np.abs(np.delete(kf.flow(embedded, kf.constants_vector({})), index))) > 1e-3
+
+
+def test_two_layer_stable_points_of_the_depth_study():
+    """The committed depth study's stable points: Newton on each reduced model's derived flow
+    from the committed weights stays there (|F| < 1e-11), and in the full 16-parameter model the
+    point is a critical point whose Hessian has exactly 4 zero modes (2 inert entries, 2
+    scalings) and every other eigenvalue positive; the odd-last point has the lower loss."""
+    from symicl.codegen import kernels
+
+    data = json.loads(open(os.path.join(ROOT, "numerics", "studies", "results", "zsls_depth",
+                                        "depth.json")).read())["stable_points"]
+    full = build("linear-transformer", dim=1, layers=2, tasks="aligned", N=8, spectrum=[1])
+    kf = kernels(full, "numpy")
+    cf = kf.constants_vector({})
+    names = [p.name for p in full.parameters]
+    losses = {}
+    for reduction in ("diagonal", "odd-last"):
+        model = build("linear-transformer", dim=1, layers=2, tasks="aligned", N=8,
+                      spectrum=[1], reduction=reduction)
+        k = kernels(model, "numpy")
+        c = k.constants_vector({})
+        weights = {n: np.array(w) for n, w in data[reduction]["weights"].items()}
+        theta = np.array([weights[p.name.rsplit("_", 2)[0]][int(p.name[-3]) - 1,
+                                                           int(p.name[-1]) - 1]
+                          for p in model.parameters])
+        for _ in range(5):
+            theta = theta - np.linalg.lstsq(k.jacobian(theta, c), k.flow(theta, c),
+                                            rcond=1e-10)[0]
+        assert np.max(np.abs(k.flow(theta, c))) < 1e-11
+        embedded = np.zeros(len(names))
+        embedded[[names.index(p.name) for p in model.parameters]] = theta
+        assert np.max(np.abs(kf.flow(embedded, cf))) < 1e-11
+        H = -kf.jacobian(embedded, cf)
+        ev = np.sort(np.linalg.eigvalsh((H + H.T) / 2))
+        zero = np.abs(ev) < 1e-8 * np.max(np.abs(ev))
+        assert zero.sum() == 4 and ev[~zero].min() > 1e-4, ev
+        losses[reduction] = kf.loss(embedded, cf)
+    assert losses["odd-last"] == pytest.approx(0.0290392, abs=1e-7)
+    assert losses["diagonal"] == pytest.approx(0.0333911, abs=1e-7)

@@ -42,7 +42,9 @@ __all__ = ["linear_transformer", "attention_variant", "learned_function", "per_m
            "REDUCTIONS", "KQ"]
 
 TASKS = ("aligned", "isotropic")
-REDUCTIONS = ("none", "null-zero", "aligned")
+REDUCTIONS = ("none", "null-zero", "aligned", "diagonal", "odd-last")
+# reductions by sign symmetry for several heads or layers: the parity of each layer
+PARITY_REDUCTIONS = ("diagonal", "odd-last")
 KQ = ("merged", "separate")
 
 
@@ -138,7 +140,18 @@ def linear_transformer(dim: int = 1, reduction: str = "none", tasks: str = "alig
 
     ``heads`` H, ``kq`` (merged or separate key and query of ``rank`` r) and
     ``layers`` L give the attention variants of :func:`attention_variant`
-    (reduction none only); the defaults are the one-head one-layer merged model.
+    (reduction none, diagonal or odd-last for merged heads); the defaults are the
+    one-head one-layer merged model.  Reduction ``diagonal`` (several heads or layers,
+    merged key and query): every W^P_{l,h}, W^Q_{l,h} diagonal, entries that act on
+    nothing dropped.  The diagonal matrices are the fixed set of the sign flips
+    (x_a, y_a) -> -(x_a, y_a) and y_a -> -y_a (aligned tasks), x_a -> -x_a with
+    w_a -> -w_a and y -> -y (scalar tasks), W -> J W J, which leave the data law
+    and the loss unchanged; so the flow, GD and SGD never leave them.  With one
+    head and one layer this subspace is the aligned reduction.  Reduction
+    ``odd-last`` (d = 1): the layers before the last diagonal, the last one
+    anti-diagonal (W^P's y-row reads x, W^Q's x-y and y-x entries): the fixed set of
+    y -> -y composed with W_L -> -W_L (the sign of one layer's W^P and W^Q together
+    is a symmetry), so kept by the flow as well.
     ``inputs`` is the law of the input coordinates (gaussian, uniform, rademacher,
     laplace, kurtosis; each with the variance the spectrum gives it), ``task_law`` the
     law of the task entries (the same choices, unit variance; kurtosis shares kappa).
@@ -150,10 +163,22 @@ def linear_transformer(dim: int = 1, reduction: str = "none", tasks: str = "alig
     if reduction not in REDUCTIONS:
         raise ModelError(f"unknown reduction {reduction!r}; choose one of {', '.join(REDUCTIONS)}")
     variant = _check_variant(heads, kq, rank, layers)
-    if variant and reduction != "none":
+    if reduction in PARITY_REDUCTIONS:
+        if not variant:
+            raise ModelError(f"reduction {reduction!r} is for several heads or layers; with "
+                             f"one head and one layer use reduction aligned (the diagonal "
+                             f"subspace)")
+        if kq != "merged":
+            raise ModelError(f"reduction {reduction!r} needs merged key and query (--kq "
+                             f"merged): W^K^T W^Q of separate heads is not a diagonal "
+                             f"parametrisation")
+        if reduction == "odd-last" and (dim != 1 or tasks != "aligned"):
+            raise ModelError("reduction 'odd-last' is defined at d = 1 with aligned tasks "
+                             "(its sign symmetry pairs x with y)")
+    elif variant and reduction != "none":
         raise ModelError(f"reduction {reduction!r} is defined for the one-head one-layer model "
                          f"with merged key and query; with heads, separate key/query or layers "
-                         f"use reduction none")
+                         f"use reduction none (or diagonal / odd-last, merged heads)")
     s = _spectrum(dim, spectrum)
     out = dim if tasks == "aligned" else 1
 
@@ -169,7 +194,8 @@ def linear_transformer(dim: int = 1, reduction: str = "none", tasks: str = "alig
                **({} if inputs == "gaussian" else {"inputs": inputs}),
                **({} if task_law == "gaussian" else {"task_law": task_law})}
     if variant:
-        blocks, prediction = attention_variant(moments, zq, dim, **variant)
+        blocks, prediction = attention_variant(moments, zq, dim, **variant,
+                                               parity=_parity(reduction, layers))
         options.update(variant)
         return Model("linear-transformer", blocks, Distribution(task, query, context),
                      prediction=prediction, target=target, options=options)
@@ -206,12 +232,20 @@ def _check_variant(heads, kq, rank, layers) -> dict:
     return out
 
 
+def _parity(reduction: str, layers: int) -> tuple | None:
+    """Per-layer parity of a sign-symmetry reduction ("even": diagonal, "odd":
+    anti-diagonal), None for the full variant."""
+    if reduction not in PARITY_REDUCTIONS:
+        return None
+    return ("even",) * (layers - 1) + ("odd" if reduction == "odd-last" else "even",)
+
+
 def _block_name(prefix: str, layer: int, head: int, one: bool) -> str:
     return prefix if one else f"{prefix}_{layer}_{head}"
 
 
 def attention_variant(moments: sp.Matrix, zq: sp.Matrix, dim: int, heads: int, kq: str,
-                      layers: int, rank: int = 1):
+                      layers: int, rank: int = 1, parity: tuple | None = None):
     """Blocks and prediction of H-head, L-layer linear attention on the tokens' moments.
 
     With M_1 = Z Z^T / N (``moments``, the query inside) each layer l updates
@@ -226,20 +260,34 @@ def attention_variant(moments: sp.Matrix, zq: sp.Matrix, dim: int, heads: int, k
     (W^K_{l,h})^T W^Q_{l,h} with r x D blocks ``WK``, ``WQ`` (so the merged
     role is played by a matrix of rank <= r).  Blocks are named ``WP``, ``WQ``
     (``WK``) with one head and one layer, else ``WP_l_h``, ``WQ_l_h``
-    (``WK_l_h``), 1-based; their entries append ``_i_j``.
+    (``WK_l_h``), 1-based; their entries append ``_i_j``.  ``parity``: per layer
+    "even" (merged blocks diagonal) or "odd" (d = 1: anti-diagonal), without the
+    entries that act on nothing (the last layer's W^P x-rows; its W^Q y-columns
+    when it is also the first).
     """
     D = moments.shape[0]
     one = heads == 1 and layers == 1
     blocks, M, z = {}, moments, zq
+
+    def keep(W, layer, row_ok, col_ok):
+        odd = parity[layer - 1] == "odd"
+        return sp.Matrix(D, D, lambda i, j: W[i, j] if row_ok(i) and col_ok(j) and
+                         (i == j if not odd else (i < dim) != (j < dim)) else 0)
+
     for layer in range(1, layers + 1):
         A = sp.zeros(D, D)
         mapped = sp.zeros(D - dim, 1)
+        last = layer == layers
         for head in range(1, heads + 1):
             names = {p: _block_name(p, layer, head, one) for p in ("WP", "WK", "WQ")}
             WP = symbols.matrix(names["WP"], D, D)
+            if parity:
+                WP = keep(WP, layer, lambda i: not last or i >= dim, lambda j: True)
             blocks[names["WP"]] = WP
             if kq == "merged":
                 WQ = symbols.matrix(names["WQ"], D, D)
+                if parity:
+                    WQ = keep(WQ, layer, lambda i: True, lambda j: j < dim or layers > 1)
                 blocks[names["WQ"]] = WQ
             else:
                 WK = symbols.matrix(names["WK"], rank, D)
@@ -282,15 +330,18 @@ def learned_function(model: Model) -> sp.Matrix | None:
     prediction rebuilt by :func:`attention_variant` on the symbolic moments S of
     :func:`statistics` and the query z_q = (x_q; 0), a polynomial in the parameters, S and
     x_q (bilinear in S and x_q with one layer: y_hat = sum_h W^P_h[y, :] S W^Q_h z_q).
-    None for the reductions (their learned map is the block products of the spec)."""
+    None for the one-layer reductions (theirs is the block products of the spec)."""
     o = model.options
-    if o.get("reduction", "none") != "none" or model.name != "linear-transformer":
+    if o.get("reduction", "none") not in ("none", *PARITY_REDUCTIONS) \
+            or model.name != "linear-transformer":
         return None
     dim, out = o["dim"], (o["dim"] if o["tasks"] == "aligned" else 1)
     variant = _check_variant(o.get("heads", 1), o.get("kq", "merged"), o.get("rank"),
                              o.get("layers", 1)) or {"heads": 1, "kq": "merged", "layers": 1}
     zq = sp.Matrix.vstack(sp.Matrix(symbols.vector("x", dim)), sp.zeros(out, 1))
-    _, prediction = attention_variant(statistics(dim, out), zq, dim, **variant)
+    _, prediction = attention_variant(statistics(dim, out), zq, dim, **variant,
+                                      parity=_parity(o.get("reduction", "none"),
+                                                     variant["layers"]))
     own = {p.name: p for p in model.parameters}
     return prediction.xreplace({s: own[s.name] for s in prediction.free_symbols
                                 if s.name in own})
@@ -566,7 +617,12 @@ def _size(options: dict) -> int:
     """Parameters of a build: 2 (d + out)^2 in full, out^2 + d^2 null-zero, out + d aligned;
     attention variants: the sum of their blocks' sizes."""
     d, out = options["dim"], _out(options)
-    if _variant(options):
+    v = _variant(options)
+    if v and options.get("reduction") in PARITY_REDUCTIONS:   # diagonal or one layer odd: the
+        # same count at d = 1 (odd last layer: W^P_yx, W^Q_xy, W^Q_yx for W^P_yy, W^Q_xx, W^Q_yy)
+        D, H, L = d + out, v["heads"], v["layers"]
+        return H * (2 * D * (L - 1) + out + (D if L > 1 else d))
+    if v:
         return sum(r * c for r, c in _variant_shapes(options).values())
     return {"none": 2 * (d + out) ** 2, "null-zero": out * out + d * d,
             "aligned": out + d}[options.get("reduction", "none")]
@@ -609,7 +665,9 @@ def _spec():
         options=(
             Option("dim", "int", 1, "input dimension d", low=1),
             Option("reduction", "str", "none", "none: all eight blocks; null-zero: P21 = Q21 "
-                   "= 0, inert blocks dropped; aligned: p2 = diag(p), q1 = diag(q)",
+                   "= 0, inert blocks dropped; aligned: p2 = diag(p), q1 = diag(q); diagonal "
+                   "(several heads or layers, merged): every W^P, W^Q diagonal; odd-last (d = 1): "
+                   "the last layer anti-diagonal",
                    choices=REDUCTIONS, role="derive"),
             Option("tasks", "str", "aligned", "aligned: y = diag(lambda) x, lambda ~ N(0, I); "
                    "isotropic: y = w^T x, w ~ N(0, I)", choices=TASKS),
