@@ -92,14 +92,19 @@ class Derived:
 
     def rest(self, theta0, t_end, tol=1e-12):
         """Integrate the flow to t_end, then Newton (least squares: the Hessian has zero
-        modes) until |F| < tol; the point and the flow time used."""
+        modes) while it lowers |F|, until |F| < tol; the point reached."""
         sol = solve_ivp(lambda _, th: self.flow(th), (0.0, t_end), theta0, method="LSODA",
                         rtol=1e-10, atol=1e-13)
         th = sol.y[:, -1]
-        for _ in range(20):
-            if np.max(np.abs(self.flow(th))) < tol:
+        size = np.max(np.abs(self.flow(th)))
+        for _ in range(20):                 # a Newton step is kept only if |F| falls
+            if size < tol:
                 break
-            th = th - np.linalg.lstsq(self.jacobian(th), self.flow(th), rcond=1e-10)[0]
+            trial = th - np.linalg.lstsq(self.jacobian(th), self.flow(th), rcond=1e-10)[0]
+            trial_size = np.max(np.abs(self.flow(trial)))
+            if not trial_size < size:
+                break
+            th, size = trial, trial_size
         return th
 
 
@@ -147,19 +152,26 @@ def learned(model, theta, digits=6):
             float(f"{float(c):.{digits}g}") for m, c in terms}
 
 
-def depth_study(log, quick=True, N=8, s=1.0, seed=0, seeds=None):
+def depth_study(log, quick=True, N=8, s=1.0, seed=0, seeds=None, full_starts=None):
+    """The stable points of the module docstring; ``seeds`` starts per subspace (4 quick,
+    8 full), ``full_starts`` generic starts of the full flow (1 quick, 6 full; the first is
+    carried into the comparison)."""
     t0 = time.perf_counter()
     full_model = build("linear-transformer", dim=1, layers=2, N=N, spectrum=[s])
     full = Derived(full_model, "table")
     log(f"depth: full two-layer model, {len(full.names)} parameters, "
         f"{len(full_model._expected)} terms in the derived loss")
     t_end = 3000.0 if quick else 8000.0
-    found = {}
-    th = full.rest(start(full.names, seed), t_end)
-    found["full flow"] = {"theta": th, "model": full_model, "names": full.names,
-                          "check": check_in_full(full, th)}
-    log(f"depth: full flow from seed {seed}: loss {found['full flow']['check']['loss_derived']:.8f}"
-        f", |F| {found['full flow']['check']['max_abs_flow']:.1e}")
+    found, full_runs = {}, []
+    for k in range(full_starts if full_starts is not None else (1 if quick else 6)):
+        th = full.rest(start(full.names, seed + k), t_end)
+        chk = check_in_full(full, th)
+        full_runs.append({"start_seed": seed + k, **chk})
+        log(f"depth: full flow from seed {seed + k}: loss {chk['loss_derived']:.8f}, "
+            f"|F| {chk['max_abs_flow']:.1e}, stable {chk['stable']}")
+        if k == 0:
+            found["full flow"] = {"theta": th, "model": full_model, "names": full.names,
+                                  "check": chk}
     starts = range(seeds if seeds is not None else (4 if quick else 8))
     for reduction in ("diagonal", "odd-last"):
         model = build("linear-transformer", dim=1, layers=2, N=N, spectrum=[s],
@@ -230,7 +242,7 @@ def depth_study(log, quick=True, N=8, s=1.0, seed=0, seeds=None):
     return {"setting": {"dim": 1, "layers": 2, "N": N, "s": s, "start_seed": seed,
                         "t_end": t_end, "reduced_starts": len(starts), "prompts": n,
                         "seconds": round(time.perf_counter() - t0, 1)},
-            "stable_points": points, "gd_best": gd}
+            "full_flow_starts": full_runs, "stable_points": points, "gd_best": gd}
 
 
 def main(argv=None):
