@@ -624,8 +624,9 @@ def _size(options: dict) -> int:
         return H * (2 * D * (L - 1) + out + (D if L > 1 else d))
     if v:
         return sum(r * c for r, c in _variant_shapes(options).values())
+    # a parity reduction of the one-head one-layer model counts 0 here: the builder refuses it
     return {"none": 2 * (d + out) ** 2, "null-zero": out * out + d * d,
-            "aligned": out + d}[options.get("reduction", "none")]
+            "aligned": out + d}.get(options.get("reduction", "none"), 0)
 
 
 def gain_pairs(model: Model) -> list | None:
