@@ -457,6 +457,8 @@ def main(argv=None):
     ap.add_argument("--skip-depth", action="store_true", help="skip the two-layer part")
     ap.add_argument("--init-separate", type=float, default=None,
                     help="initial scale of the separate heads (their --init)")
+    ap.add_argument("--init-merged", type=float, default=None,
+                    help="initial scale of the merged heads (their --init)")
     ap.add_argument("--init-style", choices=("scaled", "entry"), default="scaled",
                     help="separate heads: each weight N(0, init^2 / layer size) (default), or "
                          "every key/query entry N(0, init^2) and the value's y-y entry init")
@@ -481,6 +483,8 @@ def main(argv=None):
         cfg["seeds"] = args.seeds
     if args.init_separate:
         cfg["init_separate"] = args.init_separate
+    if args.init_merged:
+        cfg["init_merged"] = args.init_merged
     if args.train:
         cfg["train"] = args.train
     out = Path(args.out)
