@@ -213,6 +213,20 @@ def test_verify_heads_quick_passes(tmp_path):
     assert "does not cover these options" in refused.stderr
 
 
+def test_verify_two_layers_quick_passes(tmp_path):
+    """The two-layer model's verify (about 50 s cold): every check passes, among them the
+    derived loss and gradients against Monte Carlo, SGD against GD on the derived loss,
+    and the two conservation laws along the flow and per GD step."""
+    out = subprocess.run([sys.executable, "-m", "symicl.cli", "verify", "linear-transformer",
+                          "--dim", "1", "--layers", "2", "--quick", "--out", str(tmp_path)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["passed"] and report["options"]["layers"] == 2
+    tested = [c for c in report["checks"] if c["kind"] != "info"]
+    assert len(tested) == 12 and all(c["passed"] for c in tested), report["checks"]
+
+
 def test_zsls_study_quick(tmp_path):
     """The ZSLS study's quick run: the derived flow predicts when gradient descent on their
     fixed training set learns each component (median ratio of learn times within 25 %; a
