@@ -24,6 +24,7 @@ from symicl.export import derivation, to_json
 from symicl.export.contract import blocks
 from symicl.models import build
 from symicl.models.linear_transformer import attention_variant, linear_transformer
+from symicl.spec import MatrixPacking
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -324,9 +325,7 @@ def test_two_layer_stable_points_of_the_depth_study():
         k = kernels(model, "numpy")
         c = k.constants_vector({})
         weights = {n: np.array(w) for n, w in data[reduction]["weights"].items()}
-        theta = np.array([weights[p.name.rsplit("_", 2)[0]][int(p.name[-3]) - 1,
-                                                           int(p.name[-1]) - 1]
-                          for p in model.parameters])
+        theta = MatrixPacking(model, {n: w.shape for n, w in weights.items()}).pack(weights)
         for _ in range(5):
             theta = theta - np.linalg.lstsq(k.jacobian(theta, c), k.flow(theta, c),
                                             rcond=1e-10)[0]

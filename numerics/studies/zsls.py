@@ -67,8 +67,8 @@ class DerivedFlow:
     model's kernels (:func:`symicl.codegen.kernels`: printed and compiled, or the
     monomial table for a very large loss such as two layers')."""
 
-    def __init__(self, model):
-        self.kernels = kernels(model, "table")
+    def __init__(self, model, kind="table"):
+        self.kernels = kernels(model, kind)
         self.c = self.kernels.constants_vector({})
 
     def loss(self, theta):

@@ -41,9 +41,11 @@ import numpy as np
 import sympy as sp
 from scipy.integrate import solve_ivp
 
-from symicl.codegen import kernels
 from symicl.models import build
 from symicl.models.linear_transformer import learned_function
+from symicl.spec import MatrixPacking
+
+from .zsls import DerivedFlow
 
 MAIN_PATH = ("WP_2_1_2_2", "WQ_2_1_1_1", "WP_1_1_2_2", "WQ_1_1_1_1")
 
@@ -72,23 +74,12 @@ def prompts(n, N, s, rng):
     return M, Z[:, -1, :], target
 
 
-class Derived:
-    """A model's derived loss, flow and Jacobian at its numeric constants."""
+class Derived(DerivedFlow):
+    """A model's derived loss, flow and Jacobian at its numeric constants, and its rest."""
 
     def __init__(self, model, kind="numpy"):
-        self.model = model
+        super().__init__(model, kind)
         self.names = [p.name for p in model.parameters]
-        self.k = kernels(model, kind)
-        self.c = self.k.constants_vector({})
-
-    def loss(self, th):
-        return float(self.k.loss(np.asarray(th, float), self.c))
-
-    def flow(self, th):
-        return self.k.flow(np.asarray(th, float), self.c)
-
-    def jacobian(self, th):
-        return self.k.jacobian(np.asarray(th, float), self.c)
 
     def rest(self, theta0, t_end, tol=1e-12):
         """Integrate the flow to t_end, then Newton (least squares: the Hessian has zero
@@ -212,11 +203,10 @@ def depth_study(log, quick=True, N=8, s=1.0, seed=0, seeds=None, full_starts=Non
     for k in (1, 2, 3, 4):
         coef, pred = best_fit(form(k), y)
         gd[f"{k}_steps"] = {"coefficients": [float(c) for c in coef], "loss": mc(pred)}
+    pack = MatrixPacking(full_model, {blk: mat.shape for blk, mat in full_model.blocks.items()})
     points = {}
     for name, f in found.items():
-        theta_full = in_full(full, f["names"], f["theta"])
-        W = {blk: np.array([[theta_full[full.names.index(str(e))] for e in row]
-                            for row in mat.tolist()]) for blk, mat in full_model.blocks.items()}
+        W = pack.unpack(in_full(full, f["names"], f["theta"]))
         yhat = forward(W, M, zq)
         var = float(np.var(yhat))
         fitted = {}
